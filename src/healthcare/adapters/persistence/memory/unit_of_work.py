@@ -1,0 +1,288 @@
+"""Repositories over plain dictionaries, with transactions by snapshot.
+
+One lock per store serialises units of work, so racing requests behave as they would
+against a database with unique constraints: one wins, the rest see the winner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from healthcare.application.paging import Page, PageRequest
+from healthcare.domain.entities import (
+    Doctor,
+    DoctorData,
+    Mapping,
+    NewUser,
+    Patient,
+    PatientData,
+    RefreshSession,
+    User,
+)
+from healthcare.domain.errors import Conflict
+from healthcare.domain.rules import identity_key
+
+T = TypeVar("T")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Tables:
+    users: dict[int, User] = field(default_factory=dict)
+    patients: dict[int, Patient] = field(default_factory=dict)
+    doctors: dict[int, Doctor] = field(default_factory=dict)
+    # mapping id -> (patient id, doctor id, created_at)
+    mappings: dict[int, tuple[int, int, datetime]] = field(default_factory=dict)
+    refresh_sessions: dict[str, RefreshSession] = field(default_factory=dict)
+
+
+def _copy(tables: _Tables) -> _Tables:
+    # Entities are immutable, so copying the dicts is enough to isolate a transaction.
+    return _Tables(**{name: dict(rows) for name, rows in vars(tables).items()})
+
+
+class _Workspace:
+    """The tables one unit of work sees; swapped wholesale on commit and rollback."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+
+
+class MemoryStore:
+    """The data of one in-memory database, shared by every unit of work made from it."""
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+        self.lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+
+def _page(items: Iterable[T], page: PageRequest, key: Callable[[T], int]) -> Page[T]:
+    ordered = sorted(items, key=key)
+    return Page(ordered[page.offset : page.offset + page.limit], len(ordered))
+
+
+class _Repository:
+    def __init__(self, store: MemoryStore, workspace: _Workspace) -> None:
+        self._store = store
+        self._workspace = workspace
+
+    @property
+    def _t(self) -> _Tables:
+        return self._workspace.tables
+
+
+class MemoryUserRepository(_Repository):
+    async def add(self, user: NewUser) -> User:
+        for existing in self._t.users.values():
+            if identity_key(existing.username) == identity_key(user.username):
+                raise Conflict("A user with that username already exists", "username")
+            if identity_key(existing.email) == identity_key(user.email):
+                raise Conflict("A user with that email already exists", "email")
+        now = _now()
+        stored = User(
+            id=self._store.next_id(),
+            username=user.username,
+            email=user.email,
+            password_hash=user.password_hash,
+            is_active=True,
+            is_staff=user.is_staff,
+            is_superuser=user.is_superuser,
+            date_joined=now,
+            updated_at=now,
+        )
+        self._t.users[stored.id] = stored
+        return stored
+
+    async def get(self, user_id: int) -> User | None:
+        return self._t.users.get(user_id)
+
+    async def find_by_login(self, username_or_email: str) -> User | None:
+        key = identity_key(username_or_email)
+        for user in self._t.users.values():
+            if identity_key(user.username) == key or identity_key(user.email) == key:
+                return user
+        return None
+
+
+class MemoryPatientRepository(_Repository):
+    async def add(self, owner_id: int, data: PatientData) -> Patient:
+        now = _now()
+        patient = Patient(
+            id=self._store.next_id(),
+            created_by=owner_id,
+            created_at=now,
+            updated_at=now,
+            **_fields(data),
+        )
+        self._t.patients[patient.id] = patient
+        return patient
+
+    async def get(self, owner_id: int, patient_id: int) -> Patient | None:
+        patient = self._t.patients.get(patient_id)
+        return patient if patient is not None and patient.created_by == owner_id else None
+
+    async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]:
+        owned = (p for p in self._t.patients.values() if p.created_by == owner_id)
+        return _page(owned, page, key=lambda p: p.id)
+
+    async def update(self, owner_id: int, patient_id: int, data: PatientData) -> Patient | None:
+        patient = await self.get(owner_id, patient_id)
+        if patient is None:
+            return None
+        updated = replace(patient, updated_at=_now(), **_fields(data))
+        self._t.patients[patient_id] = updated
+        return updated
+
+    async def delete(self, owner_id: int, patient_id: int) -> bool:
+        if await self.get(owner_id, patient_id) is None:
+            return False
+        del self._t.patients[patient_id]
+        _drop_mappings(self._t, lambda patient, _doctor: patient == patient_id)
+        return True
+
+
+class MemoryDoctorRepository(_Repository):
+    async def add(self, creator_id: int, data: DoctorData) -> Doctor:
+        now = _now()
+        doctor = Doctor(
+            id=self._store.next_id(),
+            created_by=creator_id,
+            created_at=now,
+            updated_at=now,
+            **_fields(data),
+        )
+        self._t.doctors[doctor.id] = doctor
+        return doctor
+
+    async def get(self, doctor_id: int) -> Doctor | None:
+        return self._t.doctors.get(doctor_id)
+
+    async def list(self, page: PageRequest) -> Page[Doctor]:
+        return _page(self._t.doctors.values(), page, key=lambda d: d.id)
+
+    async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None:
+        doctor = self._t.doctors.get(doctor_id)
+        if doctor is None:
+            return None
+        updated = replace(doctor, updated_at=_now(), **_fields(data))
+        self._t.doctors[doctor_id] = updated
+        return updated
+
+    async def delete(self, doctor_id: int) -> bool:
+        if self._t.doctors.pop(doctor_id, None) is None:
+            return False
+        _drop_mappings(self._t, lambda _patient, doctor: doctor == doctor_id)
+        return True
+
+
+class MemoryMappingRepository(_Repository):
+    def _mapping(self, mapping_id: int) -> Mapping:
+        patient_id, doctor_id, created_at = self._t.mappings[mapping_id]
+        return Mapping(mapping_id, patient_id, self._t.doctors[doctor_id], created_at, created_at)
+
+    async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+        if any((p, d) == (patient_id, doctor_id) for p, d, _ in self._t.mappings.values()):
+            raise Conflict("This doctor is already assigned to this patient")
+        mapping_id = self._store.next_id()
+        self._t.mappings[mapping_id] = (patient_id, doctor_id, _now())
+        return self._mapping(mapping_id)
+
+    async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
+        row = self._t.mappings.get(mapping_id)
+        if row is None or self._t.patients[row[0]].created_by != owner_id:
+            return None
+        return self._mapping(mapping_id)
+
+    async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]:
+        ids = (
+            mid
+            for mid, (patient_id, _, _) in self._t.mappings.items()
+            if self._t.patients[patient_id].created_by == owner_id
+        )
+        result = _page(ids, page, key=lambda mid: mid)
+        return Page([self._mapping(mid) for mid in result.items], result.total)
+
+    async def list_for_patient(self, patient_id: int, page: PageRequest) -> Page[Mapping]:
+        ids = (mid for mid, (p, _, _) in self._t.mappings.items() if p == patient_id)
+        result = _page(ids, page, key=lambda mid: mid)
+        return Page([self._mapping(mid) for mid in result.items], result.total)
+
+    async def doctors_of_patient(self, patient_id: int, page: PageRequest) -> Page[Doctor]:
+        result = await self.list_for_patient(patient_id, page)
+        return Page([m.doctor for m in result.items], result.total)
+
+    async def delete(self, mapping_id: int) -> bool:
+        return self._t.mappings.pop(mapping_id, None) is not None
+
+
+class MemoryRefreshSessionRepository(_Repository):
+    async def add(self, session: RefreshSession) -> None:
+        self._t.refresh_sessions[session.id] = session
+
+    async def get(self, session_id: str) -> RefreshSession | None:
+        return self._t.refresh_sessions.get(session_id)
+
+    async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
+        session = self._t.refresh_sessions.get(session_id)
+        if session is None or session.is_revoked or session.current_jti != spent_jti:
+            return False
+        self._t.refresh_sessions[session_id] = replace(session, current_jti=next_jti)
+        return True
+
+    async def revoke(self, session_id: str, when: datetime) -> None:
+        session = self._t.refresh_sessions.get(session_id)
+        if session is not None and not session.is_revoked:
+            self._t.refresh_sessions[session_id] = replace(session, revoked_at=when)
+
+
+def _fields(data: PatientData | DoctorData) -> dict[str, Any]:
+    return asdict(data)
+
+
+def _drop_mappings(tables: _Tables, doomed: Callable[[int, int], bool]) -> None:
+    for mapping_id in [m for m, (p, d, _) in tables.mappings.items() if doomed(p, d)]:
+        del tables.mappings[mapping_id]
+
+
+class MemoryUnitOfWork:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._workspace = _Workspace(store.tables)
+        self.users = MemoryUserRepository(store, self._workspace)
+        self.patients = MemoryPatientRepository(store, self._workspace)
+        self.doctors = MemoryDoctorRepository(store, self._workspace)
+        self.mappings = MemoryMappingRepository(store, self._workspace)
+        self.refresh_sessions = MemoryRefreshSessionRepository(store, self._workspace)
+
+    async def __aenter__(self) -> Self:
+        await self._store.lock.acquire()
+        self._workspace.tables = _copy(self._store.tables)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._store.lock.release()
+
+    async def commit(self) -> None:
+        self._store.tables = self._workspace.tables
+        self._workspace.tables = _copy(self._store.tables)
+
+    async def rollback(self) -> None:
+        self._workspace.tables = _copy(self._store.tables)

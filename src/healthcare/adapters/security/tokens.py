@@ -1,0 +1,98 @@
+"""JSON Web Tokens (RFC 7519) signed with HS256, following RFC 8725."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import jwt
+
+from healthcare.application.ports import Clock, IssuedToken, RefreshClaims
+from healthcare.domain.entities import Principal
+from healthcare.domain.errors import AuthenticationFailed
+
+ALGORITHM = "HS256"
+ACCESS, REFRESH = "access", "refresh"
+MIN_SECRET_BYTES = 32
+_REQUIRED = ["exp", "iat", "jti", "sub", "token_type"]
+
+
+class JwtTokenService:
+    def __init__(
+        self,
+        secret: str,
+        clock: Clock,
+        access_lifetime: timedelta = timedelta(minutes=15),
+        refresh_lifetime: timedelta = timedelta(days=7),
+        issuer: str = "healthcare",
+    ) -> None:
+        if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"the signing secret must be at least {MIN_SECRET_BYTES} bytes")
+        self._secret = secret
+        self._clock = clock
+        self._access_lifetime = access_lifetime
+        self._refresh_lifetime = refresh_lifetime
+        self._issuer = issuer
+
+    def issue_access(self, principal: Principal) -> IssuedToken:
+        return self._issue(
+            ACCESS, principal.user_id, self._access_lifetime, {"adm": principal.is_admin}
+        )
+
+    def issue_refresh(self, user_id: int, session_id: str) -> IssuedToken:
+        return self._issue(REFRESH, user_id, self._refresh_lifetime, {"sid": session_id})
+
+    def read_access(self, token: str) -> Principal:
+        claims = self._decode(token, ACCESS)
+        return Principal(user_id=_user_id(claims), is_admin=claims.get("adm") is True)
+
+    def read_refresh(self, token: str) -> RefreshClaims:
+        claims = self._decode(token, REFRESH)
+        session_id = claims.get("sid")
+        if not isinstance(session_id, str):
+            raise AuthenticationFailed("Token is invalid or expired")
+        return RefreshClaims(_user_id(claims), session_id, str(claims["jti"]))
+
+    def _issue(
+        self, kind: str, user_id: int, lifetime: timedelta, extra: dict[str, Any]
+    ) -> IssuedToken:
+        now = self._clock.now()
+        jti = uuid.uuid4().hex
+        claims = {
+            "iss": self._issuer,
+            "sub": str(user_id),
+            "token_type": kind,
+            "jti": jti,
+            "iat": now,
+            "exp": now + lifetime,
+            **extra,
+        }
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+        return IssuedToken(token, jti, int(lifetime.total_seconds()))
+
+    def _decode(self, token: str, kind: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],  # pinned: never trust the header's alg
+                issuer=self._issuer,
+                options={"require": [*_REQUIRED, "iss"]},
+            )
+        except jwt.PyJWTError as error:
+            raise AuthenticationFailed("Token is invalid or expired") from error
+        if claims.get("token_type") != kind:
+            raise AuthenticationFailed(
+                f"Token is not an {kind} token"
+                if kind == ACCESS
+                else f"Token is not a {kind} token"
+            )
+        return claims
+
+
+def _user_id(claims: dict[str, Any]) -> int:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.isdigit():
+        raise AuthenticationFailed("Token is invalid or expired")
+    return int(subject)

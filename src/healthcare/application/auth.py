@@ -1,0 +1,145 @@
+"""Use cases of accounts and sign-in."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from healthcare.application.ports import (
+    Clock,
+    PasswordHasher,
+    RefreshClaims,
+    TokenService,
+    UnitOfWork,
+)
+from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
+from healthcare.domain.errors import AuthenticationFailed
+from healthcare.domain.rules import password_too_long, validate_registration
+
+BAD_CREDENTIALS = "No active account found with the given credentials"
+BAD_REFRESH_TOKEN = "Token is invalid or expired"  # noqa: S105 - a message, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access: str
+    refresh: str
+    expires_in: int
+
+
+class RegisterUser:
+    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher) -> None:
+        self._uow = uow
+        self._hasher = hasher
+
+    async def __call__(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        *,
+        is_staff: bool = False,
+        is_superuser: bool = False,
+    ) -> User:
+        validate_registration(username, email, password)
+        password_hash = await self._hasher.hash(password)
+        async with self._uow as uow:
+            user = await uow.users.add(
+                NewUser(username, email, password_hash, is_staff, is_superuser)
+            )
+            await uow.commit()
+        return user
+
+
+class Login:
+    """Check credentials and open a new refresh-token chain."""
+
+    def __init__(
+        self, uow: UnitOfWork, hasher: PasswordHasher, tokens: TokenService, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+
+    async def __call__(self, username_or_email: str, password: str) -> TokenPair:
+        async with self._uow as uow:
+            user = await uow.users.find_by_login(username_or_email)
+            if user is None or password_too_long(password):
+                # Same cost and same answer as a wrong password.
+                await self._hasher.waste_time(password[:72])
+                raise AuthenticationFailed(BAD_CREDENTIALS)
+            if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
+                raise AuthenticationFailed(BAD_CREDENTIALS)
+            session_id = uuid.uuid4().hex
+            refresh = self._tokens.issue_refresh(user.id, session_id)
+            await uow.refresh_sessions.add(
+                RefreshSession(session_id, user.id, refresh.jti, self._clock.now())
+            )
+            await uow.commit()
+        access = self._tokens.issue_access(user.principal())
+        return TokenPair(access.token, refresh.token, access.expires_in)
+
+
+class RefreshTokens:
+    """Spend a refresh token for a new pair. Spending one twice revokes its whole chain."""
+
+    def __init__(self, uow: UnitOfWork, tokens: TokenService, clock: Clock) -> None:
+        self._uow = uow
+        self._tokens = tokens
+        self._clock = clock
+
+    async def __call__(self, refresh_token: str) -> TokenPair:
+        claims = self._tokens.read_refresh(refresh_token)
+        async with self._uow as uow:
+            session = await uow.refresh_sessions.get(claims.session_id)
+            if session is None or session.is_revoked or session.user_id != claims.user_id:
+                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+            user = await uow.users.get(claims.user_id)
+            if user is None or not user.is_active:
+                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+            following = self._tokens.issue_refresh(user.id, session.id)
+            rotated = session.current_jti == claims.jti and await uow.refresh_sessions.rotate(
+                session.id, claims.jti, following.jti
+            )
+            if not rotated:
+                # A spent token came back (or lost a race with its twin): assume theft.
+                await uow.refresh_sessions.revoke(session.id, self._clock.now())
+                await uow.commit()
+                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+            await uow.commit()
+        access = self._tokens.issue_access(user.principal())
+        return TokenPair(access.token, following.token, access.expires_in)
+
+
+class Logout:
+    """Revoke the chain a refresh token belongs to. Only its owner may do so."""
+
+    def __init__(self, uow: UnitOfWork, tokens: TokenService, clock: Clock) -> None:
+        self._uow = uow
+        self._tokens = tokens
+        self._clock = clock
+
+    async def __call__(self, principal: Principal, refresh_token: str) -> None:
+        claims: RefreshClaims = self._tokens.read_refresh(refresh_token)
+        if claims.user_id != principal.user_id:
+            raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+        async with self._uow as uow:
+            session = await uow.refresh_sessions.get(claims.session_id)
+            if session is None or session.user_id != principal.user_id:
+                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+            if not session.is_revoked:
+                await uow.refresh_sessions.revoke(session.id, self._clock.now())
+                await uow.commit()
+
+
+class GetCurrentUser:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, principal: Principal) -> User:
+        async with self._uow as uow:
+            user = await uow.users.get(principal.user_id)
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("The account no longer exists or is inactive")
+        return user

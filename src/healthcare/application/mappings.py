@@ -1,0 +1,75 @@
+"""Use cases of assigning doctors to the caller's patients."""
+
+from __future__ import annotations
+
+from healthcare.application.paging import Page, PageRequest
+from healthcare.application.ports import UnitOfWork
+from healthcare.domain.entities import Doctor, Mapping, Principal
+from healthcare.domain.errors import NotFound
+
+
+class AssignDoctorToPatient:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, principal: Principal, patient_id: int, doctor_id: int) -> Mapping:
+        async with self._uow as uow:
+            if await uow.patients.get(principal.user_id, patient_id) is None:
+                raise NotFound("Patient", patient_id)
+            if await uow.doctors.get(doctor_id) is None:
+                raise NotFound("Doctor", doctor_id)
+            mapping = await uow.mappings.add(patient_id, doctor_id)
+            await uow.commit()
+        return mapping
+
+
+class ListMappings:
+    """Every mapping of the caller's patients."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, principal: Principal, page: PageRequest) -> Page[Mapping]:
+        async with self._uow as uow:
+            return await uow.mappings.list_for_owner(principal.user_id, page)
+
+
+class ListPatientMappings:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(
+        self, principal: Principal, patient_id: int, page: PageRequest
+    ) -> Page[Mapping]:
+        async with self._uow as uow:
+            if await uow.patients.get(principal.user_id, patient_id) is None:
+                raise NotFound("Patient", patient_id)
+            return await uow.mappings.list_for_patient(patient_id, page)
+
+
+class ListPatientDoctors:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(
+        self, principal: Principal, patient_id: int, page: PageRequest
+    ) -> Page[Doctor]:
+        async with self._uow as uow:
+            if await uow.patients.get(principal.user_id, patient_id) is None:
+                raise NotFound("Patient", patient_id)
+            return await uow.mappings.doctors_of_patient(patient_id, page)
+
+
+class UnassignDoctor:
+    """Delete a mapping by its own id; only the owner of its patient may."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, principal: Principal, mapping_id: int) -> None:
+        async with self._uow as uow:
+            if await uow.mappings.get(principal.user_id, mapping_id) is None:
+                raise NotFound("Mapping", mapping_id)
+            if not await uow.mappings.delete(mapping_id):
+                raise NotFound("Mapping", mapping_id)
+            await uow.commit()

@@ -1,0 +1,170 @@
+"""Ports: what the use cases need from the outside world, as protocols."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from healthcare.application.paging import Page, PageRequest
+from healthcare.domain.entities import (
+    Doctor,
+    DoctorData,
+    Mapping,
+    NewUser,
+    Patient,
+    PatientData,
+    Principal,
+    RefreshSession,
+    User,
+)
+
+
+class UserRepository(Protocol):
+    async def add(self, user: NewUser) -> User:
+        """Store a new user. Raises Conflict if the username or email is taken."""
+        ...
+
+    async def get(self, user_id: int) -> User | None: ...
+
+    async def find_by_login(self, username_or_email: str) -> User | None:
+        """Find by username or email, compared case-insensitively."""
+        ...
+
+
+class PatientRepository(Protocol):
+    """Every method is scoped to an owner: another user's patient does not exist."""
+
+    async def add(self, owner_id: int, data: PatientData) -> Patient: ...
+
+    async def get(self, owner_id: int, patient_id: int) -> Patient | None: ...
+
+    async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]: ...
+
+    async def update(self, owner_id: int, patient_id: int, data: PatientData) -> Patient | None: ...
+
+    async def delete(self, owner_id: int, patient_id: int) -> bool:
+        """Delete the patient and its mappings. False if there was no such patient."""
+        ...
+
+
+class DoctorRepository(Protocol):
+    async def add(self, creator_id: int, data: DoctorData) -> Doctor: ...
+
+    async def get(self, doctor_id: int) -> Doctor | None: ...
+
+    async def list(self, page: PageRequest) -> Page[Doctor]: ...
+
+    async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None: ...
+
+    async def delete(self, doctor_id: int) -> bool:
+        """Delete the doctor and its mappings. False if there was no such doctor."""
+        ...
+
+
+class MappingRepository(Protocol):
+    async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+        """Raises Conflict if the pair exists, NotFound if either side vanished meanwhile."""
+        ...
+
+    async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
+        """A mapping whose patient belongs to ``owner_id``."""
+        ...
+
+    async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]: ...
+
+    async def list_for_patient(self, patient_id: int, page: PageRequest) -> Page[Mapping]: ...
+
+    async def doctors_of_patient(self, patient_id: int, page: PageRequest) -> Page[Doctor]: ...
+
+    async def delete(self, mapping_id: int) -> bool: ...
+
+
+class RefreshSessionRepository(Protocol):
+    async def add(self, session: RefreshSession) -> None: ...
+
+    async def get(self, session_id: str) -> RefreshSession | None: ...
+
+    async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
+        """Replace ``spent_jti`` by ``next_jti`` atomically.
+
+        False if the session is revoked or its current token is no longer ``spent_jti``
+        (someone refreshed first): the caller treats that as reuse.
+        """
+        ...
+
+    async def revoke(self, session_id: str, when: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Entered by a use case; nothing is kept unless it commits."""
+
+    users: UserRepository
+    patients: PatientRepository
+    doctors: DoctorRepository
+    mappings: MappingRepository
+    refresh_sessions: RefreshSessionRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    """Slow hashing; implementations run it off the event loop."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password: str, password_hash: str) -> bool: ...
+
+    async def waste_time(self, password: str) -> None:
+        """Cost as much as a failed verify, so unknown usernames cannot be told apart."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_in: int  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    user_id: int
+    session_id: str
+    jti: str
+
+
+class TokenService(Protocol):
+    def issue_access(self, principal: Principal) -> IssuedToken: ...
+
+    def issue_refresh(self, user_id: int, session_id: str) -> IssuedToken: ...
+
+    def read_access(self, token: str) -> Principal:
+        """Raises AuthenticationFailed for anything but a valid, unexpired access token."""
+        ...
+
+    def read_refresh(self, token: str) -> RefreshClaims:
+        """Raises AuthenticationFailed for anything but a valid, unexpired refresh token."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class DatabaseProbe(Protocol):
+    async def is_reachable(self) -> bool:
+        """True when the database answers a trivial query in time."""
+        ...

@@ -1,0 +1,143 @@
+"""Entities and value objects. Standard library only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from healthcare.domain.errors import InvalidInput
+
+
+class Gender(StrEnum):
+    MALE = "Male"
+    FEMALE = "Female"
+    OTHER = "Other"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def parse(cls, raw: str) -> Gender:
+        """Accept any letter case; return the capitalised member."""
+        for member in cls:
+            if member.value.lower() == raw.strip().lower():
+                return member
+        allowed = ", ".join(m.value for m in cls)
+        raise InvalidInput.single("gender", f"must be one of {allowed}")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by an access token (no database needed)."""
+
+    user_id: int
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    email: str
+    password_hash: str
+    is_active: bool
+    is_staff: bool
+    is_superuser: bool
+    date_joined: datetime
+    updated_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.is_staff or self.is_superuser
+
+    def principal(self) -> Principal:
+        return Principal(user_id=self.id, is_admin=self.is_admin)
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A validated registration, with the password already hashed."""
+
+    username: str
+    email: str
+    password_hash: str
+    is_staff: bool = False
+    is_superuser: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PatientData:
+    """What a client writes about a patient."""
+
+    name: str
+    age: int
+    gender: Gender
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    id: int
+    created_by: int
+    name: str
+    age: int
+    gender: Gender
+    phone: str | None
+    email: str | None
+    address: str | None
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorData:
+    """What a client writes about a doctor."""
+
+    name: str
+    specialization: str
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Doctor:
+    id: int
+    created_by: int | None
+    name: str
+    specialization: str
+    email: str | None
+    phone: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def may_be_changed_by(self, principal: Principal) -> bool:
+        return principal.is_admin or self.created_by == principal.user_id
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """A patient assigned to a doctor, with the doctor's record for display."""
+
+    id: int
+    patient_id: int
+    doctor: Doctor
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSession:
+    """One login's chain of refresh tokens. Only ``current_jti`` may be spent next."""
+
+    id: str
+    user_id: int
+    current_jti: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -1,0 +1,58 @@
+"""Domain errors. The HTTP adapter maps each class to one status code, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One thing wrong with one input field."""
+
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """The input breaks a rule; ``errors`` names each field and what is wrong with it."""
+
+    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+    @classmethod
+    def single(cls, field: str, message: str) -> InvalidInput:
+        return cls([FieldError(field, message)])
+
+
+class NotFound(DomainError):
+    """The resource does not exist, or does not exist for this caller."""
+
+    def __init__(self, resource: str, identifier: object) -> None:
+        super().__init__(f"{resource} {identifier} was not found")
+        self.resource = resource
+        self.identifier = identifier
+
+
+class Forbidden(DomainError):
+    """The caller may see the resource but not change it."""
+
+
+class Conflict(DomainError):
+    """A uniqueness rule would be broken."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class AuthenticationFailed(DomainError):
+    """Bad credentials or a token that is not acceptable. Deliberately vague."""

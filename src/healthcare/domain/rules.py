@@ -1,0 +1,106 @@
+"""Input rules shared by every entrypoint (HTTP, command line, admin)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from healthcare.domain.entities import DoctorData, PatientData
+from healthcare.domain.errors import FieldError, InvalidInput
+
+USERNAME_MIN, USERNAME_MAX = 3, 150
+EMAIL_MAX = 254
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 72  # bcrypt ignores anything past 72 bytes; we refuse rather than cut.
+NAME_MAX = 255
+AGE_MIN, AGE_MAX = 0, 150
+PHONE_MAX = 32
+ADDRESS_MAX = 1000
+NOTES_MAX = 10_000
+
+_USERNAME_RE = re.compile(r"[\w.@+-]+")
+# Deliberately modest: one @, no spaces, a dotted domain. Deliverability is not our business.
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def identity_key(value: str) -> str:
+    """The form in which usernames and emails are compared and kept unique.
+
+    Computed here rather than with SQL ``lower()`` so PostgreSQL and SQLite agree on
+    non-ASCII letters.
+    """
+    return unicodedata.normalize("NFKC", value).casefold()
+
+
+def username_errors(username: str) -> list[FieldError]:
+    if not USERNAME_MIN <= len(username) <= USERNAME_MAX:
+        return [FieldError("username", f"must be {USERNAME_MIN} to {USERNAME_MAX} characters")]
+    if not _USERNAME_RE.fullmatch(username):
+        return [FieldError("username", "may contain only letters, digits and @.+-_")]
+    return []
+
+
+def email_errors(email: str, field: str = "email") -> list[FieldError]:
+    if len(email) > EMAIL_MAX or not _EMAIL_RE.fullmatch(email):
+        return [FieldError(field, "must be a valid email address")]
+    return []
+
+
+def password_errors(password: str, username: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if len(password) < PASSWORD_MIN_CHARS:
+        errors.append(FieldError("password", f"must be at least {PASSWORD_MIN_CHARS} characters"))
+    if password_too_long(password):
+        errors.append(
+            FieldError("password", f"must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8")
+        )
+    if password.isdigit():
+        errors.append(FieldError("password", "must not be entirely numeric"))
+    if username and password.casefold() == username.casefold():
+        errors.append(FieldError("password", "must not be the same as the username"))
+    return errors
+
+
+def password_too_long(password: str) -> bool:
+    return len(password.encode("utf-8")) > PASSWORD_MAX_BYTES
+
+
+def validate_registration(username: str, email: str, password: str) -> None:
+    errors = username_errors(username) + email_errors(email) + password_errors(password, username)
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _text_errors(
+    field: str, value: str | None, maximum: int, *, required: bool
+) -> list[FieldError]:
+    if value is None:
+        return [FieldError(field, "is required")] if required else []
+    if required and not value.strip():
+        return [FieldError(field, "must not be blank")]
+    if len(value) > maximum:
+        return [FieldError(field, f"must be at most {maximum} characters")]
+    return []
+
+
+def validate_patient(data: PatientData) -> None:
+    errors = _text_errors("name", data.name, NAME_MAX, required=True)
+    if not AGE_MIN <= data.age <= AGE_MAX:
+        errors.append(FieldError("age", f"must be between {AGE_MIN} and {AGE_MAX}"))
+    errors += _text_errors("phone", data.phone, PHONE_MAX, required=False)
+    if data.email is not None:
+        errors += email_errors(data.email)
+    errors += _text_errors("address", data.address, ADDRESS_MAX, required=False)
+    errors += _text_errors("notes", data.notes, NOTES_MAX, required=False)
+    if errors:
+        raise InvalidInput(errors)
+
+
+def validate_doctor(data: DoctorData) -> None:
+    errors = _text_errors("name", data.name, NAME_MAX, required=True)
+    errors += _text_errors("specialization", data.specialization, NAME_MAX, required=True)
+    if data.email is not None:
+        errors += email_errors(data.email)
+    errors += _text_errors("phone", data.phone, PHONE_MAX, required=False)
+    if errors:
+        raise InvalidInput(errors)
