@@ -1,0 +1,87 @@
+"""The composition root: the one place that picks adapters and builds use cases."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from healthcare.adapters.clock import SystemClock
+from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
+from healthcare.adapters.persistence.memory.probe import MemoryProbe
+from healthcare.adapters.persistence.sqlalchemy.engine import create_engine, session_factory
+from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
+from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from healthcare.adapters.security.passwords import BcryptPasswordHasher
+from healthcare.adapters.security.tokens import JwtTokenService
+from healthcare.application import auth, doctors, health, mappings, patients
+from healthcare.entrypoints.settings import Settings
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    clock = providers.Singleton(SystemClock)
+    password_hasher = providers.Singleton(
+        BcryptPasswordHasher, rounds=settings.provided.bcrypt_rounds
+    )
+    token_service = providers.Singleton(
+        JwtTokenService,
+        secret=settings.provided.secret_key,
+        clock=clock,
+        access_lifetime=settings.provided.access_token_lifetime,
+        refresh_lifetime=settings.provided.refresh_token_lifetime,
+    )
+
+    # Persistence: DATABASE_URL=memory:// selects the in-memory adapter, anything else SQL.
+    engine = providers.Singleton(
+        create_engine, settings.provided.database_url, pool_size=settings.provided.db_pool_size
+    )
+    sessions = providers.Singleton(session_factory, engine)
+    memory_store = providers.Singleton(MemoryStore)
+    unit_of_work = providers.Selector(
+        settings.provided.persistence,
+        sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, sessions),
+        memory=providers.Factory(MemoryUnitOfWork, memory_store),
+    )
+    database_probe = providers.Selector(
+        settings.provided.persistence,
+        sqlalchemy=providers.Singleton(EngineProbe, engine),
+        memory=providers.Singleton(MemoryProbe),
+    )
+
+    register_user = providers.Factory(auth.RegisterUser, unit_of_work, password_hasher)
+    login_user = providers.Factory(auth.Login, unit_of_work, password_hasher, token_service, clock)
+    refresh_tokens = providers.Factory(auth.RefreshTokens, unit_of_work, token_service, clock)
+    logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock)
+    get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)
+
+    create_patient = providers.Factory(patients.CreatePatient, unit_of_work)
+    list_patients = providers.Factory(patients.ListPatients, unit_of_work)
+    get_patient = providers.Factory(patients.GetPatient, unit_of_work)
+    update_patient = providers.Factory(patients.UpdatePatient, unit_of_work)
+    delete_patient = providers.Factory(patients.DeletePatient, unit_of_work)
+
+    create_doctor = providers.Factory(doctors.CreateDoctor, unit_of_work)
+    list_doctors = providers.Factory(doctors.ListDoctors, unit_of_work)
+    get_doctor = providers.Factory(doctors.GetDoctor, unit_of_work)
+    update_doctor = providers.Factory(doctors.UpdateDoctor, unit_of_work)
+    delete_doctor = providers.Factory(doctors.DeleteDoctor, unit_of_work)
+
+    assign_doctor = providers.Factory(mappings.AssignDoctorToPatient, unit_of_work)
+    list_mappings = providers.Factory(mappings.ListMappings, unit_of_work)
+    list_patient_mappings = providers.Factory(mappings.ListPatientMappings, unit_of_work)
+    list_patient_doctors = providers.Factory(mappings.ListPatientDoctors, unit_of_work)
+    unassign_doctor = providers.Factory(mappings.UnassignDoctor, unit_of_work)
+
+    check_readiness = providers.Factory(health.CheckReadiness, database_probe)
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container(settings=settings)
+    container.check_dependencies()
+    return container
+
+
+async def close_container(container: Container) -> None:
+    """Release what the container opened (the engine's pool), if it opened anything."""
+    if container.settings().persistence == "sqlalchemy":
+        await container.engine().dispose()

@@ -1,0 +1,71 @@
+"""The Litestar application, built around a container."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from healthcare.entrypoints.container import Container, close_container
+from healthcare.entrypoints.http.controllers import accounts, service
+from healthcare.entrypoints.http.controllers.doctors import DoctorController
+from healthcare.entrypoints.http.controllers.mappings import MappingController
+from healthcare.entrypoints.http.controllers.patients import PatientController
+from healthcare.entrypoints.http.dependencies import (
+    page_request,
+    principal_dependency,
+    use_case_dependencies,
+)
+from healthcare.entrypoints.http.openapi import openapi_config
+from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
+
+MAX_BODY_BYTES = 1024 * 1024
+
+# Container providers that handlers may ask for by name.
+USE_CASES = (
+    "register_user",
+    "login_user",
+    "refresh_tokens",
+    "logout_user",
+    "get_current_user",
+    "create_patient",
+    "list_patients",
+    "get_patient",
+    "update_patient",
+    "delete_patient",
+    "create_doctor",
+    "list_doctors",
+    "get_doctor",
+    "update_doctor",
+    "delete_doctor",
+    "assign_doctor",
+    "list_mappings",
+    "list_patient_mappings",
+    "list_patient_doctors",
+    "unassign_doctor",
+    "check_readiness",
+)
+
+
+def create_app(container: Container) -> Litestar:
+    async def release_resources() -> None:
+        await close_container(container)
+
+    return Litestar(
+        route_handlers=[
+            *accounts.HANDLERS,
+            *service.HANDLERS,
+            PatientController,
+            DoctorController,
+            MappingController,
+        ],
+        dependencies={
+            "principal": principal_dependency(container.token_service()),
+            "page_request": Provide(page_request, sync_to_thread=False),
+            **use_case_dependencies(container, USE_CASES),
+        },
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        openapi_config=openapi_config(),
+        on_shutdown=[release_resources],
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )

@@ -1,0 +1,13 @@
+"""The ASGI entry point the server imports: ``healthcare.entrypoints.http.asgi:create_asgi_app``."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from healthcare.entrypoints.container import build_container
+from healthcare.entrypoints.http.app import create_app
+from healthcare.entrypoints.settings import load_settings
+
+
+def create_asgi_app() -> Litestar:
+    return create_app(build_container(load_settings()))

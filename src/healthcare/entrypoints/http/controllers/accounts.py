@@ -1,0 +1,76 @@
+"""Registration, sign-in and tokens, under both of the seed service's route sets."""
+
+from __future__ import annotations
+
+from litestar import get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+from healthcare.application.auth import (
+    GetCurrentUser,
+    Login,
+    Logout,
+    RefreshTokens,
+    RegisterUser,
+)
+from healthcare.domain.entities import Principal
+from healthcare.domain.errors import InvalidInput
+from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.schemas import (
+    LoginIn,
+    RefreshIn,
+    RegisterIn,
+    TokenPairOut,
+    UserOut,
+)
+
+TAGS = ["auth"]
+
+
+@post(["/api/auth/register", "/api/register"], summary="Create an account", tags=TAGS)
+async def register(data: RegisterIn, register_user: RegisterUser) -> UserOut:
+    user = await register_user(data.username, data.email, data.password)
+    return UserOut.of(user)
+
+
+@post(
+    ["/api/auth/login", "/api/token"],
+    status_code=HTTP_200_OK,
+    summary="Sign in with the username (or email) and password",
+    tags=TAGS,
+)
+async def login(data: LoginIn, login_user: Login) -> TokenPairOut:
+    identifier = data.username if data.username is not None else data.email
+    if identifier is None:
+        raise InvalidInput.single("username", "is required (the username or the email)")
+    pair = await login_user(identifier, data.password)
+    return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
+
+
+@post(
+    ["/api/auth/token/refresh", "/api/token/refresh"],
+    status_code=HTTP_200_OK,
+    summary="Spend a refresh token for a new pair",
+    tags=TAGS,
+)
+async def refresh(data: RefreshIn, refresh_tokens: RefreshTokens) -> TokenPairOut:
+    pair = await refresh_tokens(data.refresh)
+    return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
+
+
+@post(
+    "/api/auth/logout",
+    status_code=HTTP_204_NO_CONTENT,
+    security=BEARER,
+    summary="Revoke the refresh chain of a login",
+    tags=TAGS,
+)
+async def logout(data: RefreshIn, principal: Principal, logout_user: Logout) -> None:
+    await logout_user(principal, data.refresh)
+
+
+@get("/api/auth/me", security=BEARER, summary="The signed-in user", tags=TAGS)
+async def me(principal: Principal, get_current_user: GetCurrentUser) -> UserOut:
+    return UserOut.of(await get_current_user(principal))
+
+
+HANDLERS = [register, login, refresh, logout, me]

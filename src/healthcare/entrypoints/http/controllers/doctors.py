@@ -1,0 +1,68 @@
+"""The shared doctor directory: everyone reads, the creator or an administrator changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+
+from healthcare.application.doctors import (
+    CreateDoctor,
+    DeleteDoctor,
+    GetDoctor,
+    ListDoctors,
+    UpdateDoctor,
+)
+from healthcare.application.paging import PageRequest
+from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
+from healthcare.entrypoints.http.schemas import MAX_ID, DoctorIn, DoctorOut
+
+DoctorId = Annotated[int, Parameter(gt=0, le=MAX_ID, description="The doctor's id")]
+
+
+class DoctorController(Controller):
+    path = "/api/doctors"
+    tags = ["doctors"]
+    security = BEARER
+
+    @post("/", summary="Add a doctor to the directory")
+    async def create(
+        self, data: DoctorIn, principal: Principal, create_doctor: CreateDoctor
+    ) -> DoctorOut:
+        return DoctorOut.of(await create_doctor(principal, data.to_domain()))
+
+    @get("/", summary="Every doctor", response_headers=PAGING_HEADERS)
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        page_request: PageRequest,
+        list_doctors: ListDoctors,
+    ) -> Response[list[DoctorOut]]:
+        page = await list_doctors(principal, page_request)
+        return paged_response(request, page, page_request, DoctorOut.of)
+
+    @get("/{doctor_id:int}", summary="One doctor")
+    async def show(
+        self, doctor_id: DoctorId, principal: Principal, get_doctor: GetDoctor
+    ) -> DoctorOut:
+        return DoctorOut.of(await get_doctor(principal, doctor_id))
+
+    @put("/{doctor_id:int}", summary="Replace a doctor (its creator or an administrator)")
+    async def replace(
+        self,
+        doctor_id: DoctorId,
+        data: DoctorIn,
+        principal: Principal,
+        update_doctor: UpdateDoctor,
+    ) -> DoctorOut:
+        return DoctorOut.of(await update_doctor(principal, doctor_id, data.to_domain()))
+
+    @delete("/{doctor_id:int}", summary="Delete a doctor and its mappings (creator or admin)")
+    async def remove(
+        self, doctor_id: DoctorId, principal: Principal, delete_doctor: DeleteDoctor
+    ) -> None:
+        await delete_doctor(principal, doctor_id)

@@ -1,0 +1,72 @@
+"""Assigning doctors to the caller's patients."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+
+from healthcare.application.mappings import (
+    AssignDoctorToPatient,
+    ListMappings,
+    ListPatientMappings,
+    UnassignDoctor,
+)
+from healthcare.application.paging import PageRequest
+from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
+from healthcare.entrypoints.http.schemas import MAX_ID, MappingIn, MappingOut
+
+# One path parameter serves both routes below: GET takes a patient id (as the seed's API
+# document says), DELETE a mapping id.
+ItemId = Annotated[
+    int,
+    Parameter(gt=0, le=MAX_ID, description="GET: a patient id. DELETE: a mapping id."),
+]
+
+
+class MappingController(Controller):
+    path = "/api/mappings"
+    tags = ["mappings"]
+    security = BEARER
+
+    @post("/", summary="Assign a doctor to one of the caller's patients")
+    async def create(
+        self, data: MappingIn, principal: Principal, assign_doctor: AssignDoctorToPatient
+    ) -> MappingOut:
+        return MappingOut.of(await assign_doctor(principal, data.patient, data.doctor))
+
+    @get("/", summary="Every mapping of the caller's patients", response_headers=PAGING_HEADERS)
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        page_request: PageRequest,
+        list_mappings: ListMappings,
+    ) -> Response[list[MappingOut]]:
+        page = await list_mappings(principal, page_request)
+        return paged_response(request, page, page_request, MappingOut.of)
+
+    @get(
+        "/{item_id:int}",
+        summary="The mappings of one of the caller's patients (by patient id)",
+        response_headers=PAGING_HEADERS,
+    )
+    async def of_patient(
+        self,
+        request: Request[Any, Any, Any],
+        item_id: ItemId,
+        principal: Principal,
+        page_request: PageRequest,
+        list_patient_mappings: ListPatientMappings,
+    ) -> Response[list[MappingOut]]:
+        page = await list_patient_mappings(principal, item_id, page_request)
+        return paged_response(request, page, page_request, MappingOut.of)
+
+    @delete("/{item_id:int}", summary="Delete a mapping (by mapping id)")
+    async def remove(
+        self, item_id: ItemId, principal: Principal, unassign_doctor: UnassignDoctor
+    ) -> None:
+        await unassign_doctor(principal, item_id)

@@ -1,0 +1,85 @@
+"""Patient records: private to the user who created them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+
+from healthcare.application.mappings import ListPatientDoctors
+from healthcare.application.paging import PageRequest
+from healthcare.application.patients import (
+    CreatePatient,
+    DeletePatient,
+    GetPatient,
+    ListPatients,
+    UpdatePatient,
+)
+from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
+from healthcare.entrypoints.http.schemas import MAX_ID, DoctorOut, PatientIn, PatientOut
+
+PatientId = Annotated[int, Parameter(gt=0, le=MAX_ID, description="The patient's id")]
+
+
+class PatientController(Controller):
+    path = "/api/patients"
+    tags = ["patients"]
+    security = BEARER
+
+    @post("/", summary="Add a patient, owned by the caller")
+    async def create(
+        self, data: PatientIn, principal: Principal, create_patient: CreatePatient
+    ) -> PatientOut:
+        return PatientOut.of(await create_patient(principal, data.to_domain()))
+
+    @get("/", summary="The caller's patients", response_headers=PAGING_HEADERS)
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        page_request: PageRequest,
+        list_patients: ListPatients,
+    ) -> Response[list[PatientOut]]:
+        page = await list_patients(principal, page_request)
+        return paged_response(request, page, page_request, PatientOut.of)
+
+    @get("/{patient_id:int}", summary="One of the caller's patients")
+    async def show(
+        self, patient_id: PatientId, principal: Principal, get_patient: GetPatient
+    ) -> PatientOut:
+        return PatientOut.of(await get_patient(principal, patient_id))
+
+    @put("/{patient_id:int}", summary="Replace one of the caller's patients")
+    async def replace(
+        self,
+        patient_id: PatientId,
+        data: PatientIn,
+        principal: Principal,
+        update_patient: UpdatePatient,
+    ) -> PatientOut:
+        return PatientOut.of(await update_patient(principal, patient_id, data.to_domain()))
+
+    @delete("/{patient_id:int}", summary="Delete one of the caller's patients and its mappings")
+    async def remove(
+        self, patient_id: PatientId, principal: Principal, delete_patient: DeletePatient
+    ) -> None:
+        await delete_patient(principal, patient_id)
+
+    @get(
+        "/{patient_id:int}/doctors",
+        summary="The doctors of one of the caller's patients",
+        response_headers=PAGING_HEADERS,
+    )
+    async def doctors(
+        self,
+        request: Request[Any, Any, Any],
+        patient_id: PatientId,
+        principal: Principal,
+        page_request: PageRequest,
+        list_patient_doctors: ListPatientDoctors,
+    ) -> Response[list[DoctorOut]]:
+        page = await list_patient_doctors(principal, patient_id, page_request)
+        return paged_response(request, page, page_request, DoctorOut.of)

@@ -1,0 +1,55 @@
+"""Litestar dependencies: the caller's identity, paging, and use cases from the container."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
+
+from dependency_injector import providers
+from litestar import Request
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from healthcare.application.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
+from healthcare.application.ports import TokenService
+from healthcare.domain.entities import Principal
+from healthcare.domain.errors import AuthenticationFailed
+from healthcare.entrypoints.http.schemas import MAX_ID
+
+
+def principal_dependency(tokens: TokenService) -> Provide:
+    """Who is calling, from the Bearer access token alone: no database round trip."""
+
+    def principal(request: Request[Any, Any, Any]) -> Principal:
+        header = request.headers.get("authorization")
+        if not header:
+            raise AuthenticationFailed("Authentication credentials were not provided")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("Use the header `Authorization: Bearer <access token>`")
+        return tokens.read_access(token.strip())
+
+    return Provide(principal, sync_to_thread=False)
+
+
+def page_request(
+    limit: Annotated[
+        int, Parameter(ge=1, le=MAX_LIMIT, description="Items per page (at most 1000)")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Items to skip")] = 0,
+) -> PageRequest:
+    return PageRequest(limit=limit, offset=offset)
+
+
+def use_case_dependencies(container: Any, names: Iterable[str]) -> dict[str, Provide]:
+    """One Litestar dependency per container provider: a fresh use case per request."""
+    return {
+        name: Provide(_calling(getattr(container, name)), sync_to_thread=False) for name in names
+    }
+
+
+def _calling(provider: providers.Provider[Any]) -> Callable[[], Any]:
+    def provide() -> Any:
+        return provider()
+
+    return provide

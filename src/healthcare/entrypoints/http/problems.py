@@ -1,0 +1,137 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from healthcare.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class ProblemDetails(msgspec.Struct, frozen=True, omit_defaults=True):
+    """RFC 9457 problem details; ``errors`` lists each bad field of a bad request."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+_DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    InvalidInput: (400, "invalid-input"),
+    AuthenticationFailed: (401, "authentication-failed"),
+    Forbidden: (403, "forbidden"),
+    NotFound: (404, "not-found"),
+    Conflict: (409, "conflict"),
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    errors: list[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[ProblemDetails]:
+    body = ProblemDetails(
+        type=f"urn:healthcare:problem:{kind}" if kind else "about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_error_to_response(
+    request: Request[Any, Any, Any], exc: DomainError
+) -> Response[ProblemDetails]:
+    status, kind = next(
+        (value for cls, value in _DOMAIN_STATUS.items() if isinstance(exc, cls)),
+        (400, "invalid-input"),
+    )
+    errors: list[FieldProblem] | None = None
+    headers: dict[str, str] | None = None
+    if isinstance(exc, InvalidInput):
+        errors = [FieldProblem(e.field, e.message) for e in exc.errors]
+        return problem(request, 400, "The request has invalid fields", kind=kind, errors=errors)
+    if isinstance(exc, Conflict) and exc.field:
+        errors = [FieldProblem(exc.field, exc.message)]
+    if isinstance(exc, AuthenticationFailed):
+        headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+    return problem(request, status, exc.message, kind=kind, errors=errors, headers=headers)
+
+
+def validation_error_to_response(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[ProblemDetails]:
+    errors = [_field_problem(item) for item in exc.extra or [] if isinstance(item, dict)]
+    detail = "The request has invalid fields" if errors else str(exc.detail)
+    return problem(request, 400, detail, kind="invalid-input", errors=errors or None)
+
+
+def http_error_to_response(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[ProblemDetails]:
+    status = exc.status_code
+    if status >= 500:
+        return internal_error_to_response(request, exc)
+    detail = exc.detail if exc.detail and exc.detail != HTTPStatus(status).phrase else ""
+    if status == 400 and detail.startswith("JSON is malformed"):
+        detail = "The request body is not valid JSON"
+    return problem(request, status, detail or HTTPStatus(status).phrase, headers=exc.headers)
+
+
+def internal_error_to_response(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[ProblemDetails]:
+    # Log the cause for us; tell the client nothing about our internals.
+    log.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, "The server could not complete the request")
+
+
+def _field_problem(item: dict[str, Any]) -> FieldProblem:
+    message = str(item.get("message", "is invalid"))
+    field = str(item.get("key") or "body")
+    if unknown := _UNKNOWN_FIELD.search(message):
+        return FieldProblem(unknown.group(1), "is not a known field")
+    if field == "data":
+        field = "body"
+    return FieldProblem(field, message)
+
+
+EXCEPTION_HANDLERS: Mapping[Any, Any] = {
+    DomainError: domain_error_to_response,
+    ValidationException: validation_error_to_response,
+    HTTPException: http_error_to_response,
+    Exception: internal_error_to_response,
+}

@@ -1,0 +1,220 @@
+"""Request and response bodies (msgspec structs) and their mapping to and from the domain.
+
+Constraints here document the API in OpenAPI and stop malformed input early; the domain's
+rules (healthcare.domain.rules) remain the authority, so every entrypoint is held to them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from healthcare.domain import rules
+from healthcare.domain.entities import (
+    Doctor,
+    DoctorData,
+    Gender,
+    Mapping,
+    Patient,
+    PatientData,
+    User,
+)
+
+MAX_ID = 2**63 - 1  # BIGINT; larger ids cannot exist and must not reach the driver
+
+Id = Annotated[int, msgspec.Meta(gt=0, le=MAX_ID, description="A positive integer id")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.NAME_MAX)]
+OptionalEmail = Annotated[str, msgspec.Meta(max_length=rules.EMAIL_MAX)] | None
+OptionalPhone = Annotated[str, msgspec.Meta(max_length=rules.PHONE_MAX)] | None
+GenderName = Literal["Male", "Female", "Other", "Unknown"]
+
+
+class _In(msgspec.Struct, forbid_unknown_fields=True):
+    """Request bodies reject unknown fields, so read-only fields can never be set."""
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+class RegisterIn(_In):
+    username: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=rules.USERNAME_MIN,
+            max_length=rules.USERNAME_MAX,
+            description="Letters, digits and @.+-_; unique regardless of case",
+        ),
+    ]
+    email: Annotated[str, msgspec.Meta(max_length=rules.EMAIL_MAX)]
+    password: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=rules.PASSWORD_MIN_CHARS,
+            description="At least 8 characters, at most 72 bytes in UTF-8, not all digits, "
+            "not the username",
+        ),
+    ]
+
+
+class LoginIn(_In):
+    password: str
+    username: Annotated[str | None, msgspec.Meta(description="The username or the email")] = None
+    email: str | None = None
+
+
+class RefreshIn(_In):
+    refresh: str
+
+
+class UserOut(msgspec.Struct, frozen=True):
+    id: int
+    username: str
+    email: str
+    is_staff: bool
+    date_joined: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(user.id, user.username, user.email, user.is_admin, user.date_joined)
+
+
+class TokenPairOut(msgspec.Struct, frozen=True):
+    access: str
+    refresh: str
+    expires_in: Annotated[int, msgspec.Meta(description="Seconds until the access token expires")]
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name
+
+
+# --- patients -----------------------------------------------------------------------------
+
+
+class PatientIn(_In):
+    name: Name
+    age: Annotated[int, msgspec.Meta(ge=rules.AGE_MIN, le=rules.AGE_MAX)]
+    gender: Annotated[
+        str, msgspec.Meta(max_length=16, description="Male, Female, Other or Unknown, any case")
+    ]
+    phone: OptionalPhone = None
+    email: OptionalEmail = None
+    address: Annotated[str, msgspec.Meta(max_length=rules.ADDRESS_MAX)] | None = None
+    notes: Annotated[str, msgspec.Meta(max_length=rules.NOTES_MAX)] | None = None
+
+    def to_domain(self) -> PatientData:
+        return PatientData(
+            name=self.name,
+            age=self.age,
+            gender=Gender.parse(self.gender),
+            phone=_blank_is_none(self.phone),
+            email=_blank_is_none(self.email),
+            address=_blank_is_none(self.address),
+            notes=_blank_is_none(self.notes),
+        )
+
+
+class PatientOut(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    age: int
+    gender: GenderName
+    phone: str | None
+    email: str | None
+    address: str | None
+    notes: str | None
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Patient) -> PatientOut:
+        return cls(
+            p.id,
+            p.name,
+            p.age,
+            p.gender.value,
+            p.phone,
+            p.email,
+            p.address,
+            p.notes,
+            p.created_by,
+            p.created_at,
+            p.updated_at,
+        )
+
+
+# --- doctors ------------------------------------------------------------------------------
+
+
+class DoctorIn(_In):
+    name: Name
+    specialization: Name
+    email: OptionalEmail = None
+    phone: OptionalPhone = None
+
+    def to_domain(self) -> DoctorData:
+        return DoctorData(
+            name=self.name,
+            specialization=self.specialization,
+            email=_blank_is_none(self.email),
+            phone=_blank_is_none(self.phone),
+        )
+
+
+class DoctorOut(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    specialization: str
+    email: str | None
+    phone: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Doctor) -> DoctorOut:
+        return cls(
+            d.id,
+            d.name,
+            d.specialization,
+            d.email,
+            d.phone,
+            d.created_by,
+            d.created_at,
+            d.updated_at,
+        )
+
+
+# --- mappings -----------------------------------------------------------------------------
+
+
+class MappingIn(_In):
+    patient: Id
+    doctor: Id
+
+
+class MappingOut(msgspec.Struct, frozen=True):
+    id: int
+    patient: int
+    doctor: int
+    doctor_detail: DoctorOut
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, m: Mapping) -> MappingOut:
+        return cls(
+            m.id, m.patient_id, m.doctor.id, DoctorOut.of(m.doctor), m.created_at, m.updated_at
+        )
+
+
+# --- service ------------------------------------------------------------------------------
+
+
+class StatusOut(msgspec.Struct, frozen=True):
+    status: str
+
+
+def _blank_is_none(value: str | None) -> str | None:
+    # Clients of the seed service send "" for an empty optional field.
+    return None if value is None or not value.strip() else value

@@ -1,0 +1,141 @@
+"""Configuration from the environment and a ``.env`` file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from dotenv import dotenv_values
+
+log = logging.getLogger(__name__)
+
+MIN_SECRET_BYTES = 32
+MEMORY_URL = "memory://"
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    secret_key: str
+    access_token_lifetime: timedelta = timedelta(minutes=15)
+    refresh_token_lifetime: timedelta = timedelta(days=7)
+    bcrypt_rounds: int = 12
+    db_pool_size: int = 10
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    @property
+    def persistence(self) -> str:
+        """Which persistence adapter the URL selects: ``memory`` or ``sqlalchemy``."""
+        return "memory" if self.database_url == MEMORY_URL else "sqlalchemy"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: Path | None = Path(".env"),
+    data_dir: Path | None = None,
+    create_secret: bool = False,
+) -> Settings:
+    """Read settings; the process environment wins over ``.env``.
+
+    ``create_secret`` lets ``make run`` mint a signing key into ``DATA_DIR`` on first start;
+    every other caller must be given one.
+    """
+    values = _read_values(environ, env_file)
+    data = _data_dir(values, data_dir)
+    return Settings(
+        database_url=_database_url(values, data),
+        secret_key=_secret_key(values, data, create_secret),
+        access_token_lifetime=timedelta(minutes=_int(values, "ACCESS_TOKEN_MINUTES", 15, 1)),
+        refresh_token_lifetime=timedelta(days=_int(values, "REFRESH_TOKEN_DAYS", 7, 1)),
+        bcrypt_rounds=_int(values, "BCRYPT_ROUNDS", 12, 4, 31),
+        db_pool_size=_int(values, "DB_POOL_SIZE", 10, 1),
+        host=values.get("HOST", "127.0.0.1"),
+        port=_int(values, "PORT", 8000, 0, 65535),
+        workers=_int(values, "WORKERS", 1, 1),
+    )
+
+
+def load_database_url(
+    environ: Mapping[str, str] | None = None, *, env_file: Path | None = Path(".env")
+) -> str:
+    """Just the database URL, for commands (migrations) that need no signing key."""
+    values = _read_values(environ, env_file)
+    return _database_url(values, _data_dir(values, None))
+
+
+def _read_values(environ: Mapping[str, str] | None, env_file: Path | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+def _data_dir(values: Mapping[str, str], override: Path | None) -> Path:
+    return Path(values.get("DATA_DIR", "var")) if override is None else override
+
+
+def _database_url(values: Mapping[str, str], data_dir: Path) -> str:
+    if url := values.get("DATABASE_URL"):
+        return url
+    if name := values.get("DB_NAME"):  # the seed service's variables
+        user = quote(values.get("DB_USER", "postgres"), safe="")
+        password = values.get("DB_PASSWORD")
+        credentials = f"{user}:{quote(password, safe='')}" if password else user
+        host = values.get("DB_HOST", "127.0.0.1")
+        port = values.get("DB_PORT", "5432")
+        return f"postgresql+psycopg://{credentials}@{host}:{port}/{quote(name, safe='')}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{(data_dir / 'healthcare.sqlite3').resolve()}"
+
+
+def _secret_key(values: Mapping[str, str], data_dir: Path, create: bool) -> str:
+    key = values.get("SECRET_KEY")
+    if key is None:
+        key_file = data_dir / "secret_key"
+        if key_file.is_file():
+            key = key_file.read_text().strip()
+        elif create:
+            key = secrets.token_urlsafe(48)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.touch(mode=0o600)
+            key_file.write_text(key + "\n")
+            log.warning(
+                "No SECRET_KEY set: generated one into %s. Set SECRET_KEY explicitly in "
+                "production, the same on every instance.",
+                key_file,
+            )
+        else:
+            raise SettingsError("SECRET_KEY is not set (run `make run` once to generate one)")
+    if len(key.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise SettingsError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long")
+    return key
+
+
+def _int(
+    values: Mapping[str, str], name: str, default: int, low: int, high: int | None = None
+) -> int:
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if number < low or (high is not None and number > high):
+        limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise SettingsError(f"{name} must be {limit}")
+    return number

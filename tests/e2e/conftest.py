@@ -1,0 +1,139 @@
+"""The HTTP app end to end, once per database (see ``database_url`` in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from healthcare.entrypoints.container import Container, build_container
+from healthcare.entrypoints.http.app import create_app
+from healthcare.entrypoints.settings import Settings
+
+SECRET = "e2e-secret-key-that-is-long-enough-for-hs256"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    # bcrypt at its lowest cost keeps the suite fast; production defaults to 12.
+    return Settings(database_url=database_url, secret_key=SECRET, bcrypt_rounds=4)
+
+
+@pytest.fixture(scope="session")
+def container(settings: Settings) -> Container:
+    return build_container(settings)
+
+
+@pytest.fixture(scope="session")
+def app(container: Container) -> Litestar:
+    return create_app(container)
+
+
+@pytest.fixture(scope="session")
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    email: str
+    password: str
+    access: str
+    refresh: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def sign_up(client: AsyncTestClient[Litestar], username: str | None = None) -> Account:
+    username = username or unique()
+    email = f"{username}@example.org"
+    registered = await client.post(
+        "/api/auth/register/", json={"username": username, "email": email, "password": PASSWORD}
+    )
+    assert registered.status_code == 201, registered.text
+    tokens = await client.post(
+        "/api/auth/login/", json={"username": username, "password": PASSWORD}
+    )
+    assert tokens.status_code == 200, tokens.text
+    body = tokens.json()
+    return Account(
+        registered.json()["id"], username, email, PASSWORD, body["access"], body["refresh"]
+    )
+
+
+@pytest.fixture
+async def alice(client: AsyncTestClient[Litestar]) -> Account:
+    return await sign_up(client)
+
+
+@pytest.fixture
+async def bob(client: AsyncTestClient[Litestar]) -> Account:
+    return await sign_up(client)
+
+
+@pytest.fixture
+async def admin(client: AsyncTestClient[Litestar], container: Container) -> Account:
+    username = unique("admin")
+    await container.register_user()(
+        username, f"{username}@example.org", PASSWORD, is_staff=True, is_superuser=True
+    )
+    tokens = await client.post("/api/token/", json={"username": username, "password": PASSWORD})
+    body = tokens.json()
+    user = await client.get("/api/auth/me/", headers={"Authorization": f"Bearer {body['access']}"})
+    return Account(
+        user.json()["id"],
+        username,
+        f"{username}@example.org",
+        PASSWORD,
+        body["access"],
+        body["refresh"],
+    )
+
+
+PATIENT: dict[str, Any] = {"name": "Ada Lovelace", "age": 36, "gender": "female"}
+DOCTOR: dict[str, Any] = {"name": "Dr. Gregory House", "specialization": "Diagnostics"}
+
+
+async def create_patient(
+    client: AsyncTestClient[Litestar], owner: Account, **fields: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/patients/", json={**PATIENT, **fields}, headers=owner.headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def create_doctor(
+    client: AsyncTestClient[Litestar], owner: Account, **fields: Any
+) -> dict[str, Any]:
+    response = await client.post("/api/doctors/", json={**DOCTOR, **fields}, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
+    """An RFC 9457 body with the given status, naming at least the given fields."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    named = {error["field"] for error in body.get("errors", [])}
+    assert set(fields) <= named, f"expected errors on {fields}, got {body}"
+    return body
