@@ -13,7 +13,7 @@ from healthcare.application.ports import (
     UnitOfWork,
 )
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
-from healthcare.domain.errors import AuthenticationFailed
+from healthcare.domain.errors import AuthenticationFailed, Conflict
 from healthcare.domain.rules import password_too_long, validate_registration
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
@@ -44,6 +44,10 @@ class RegisterUser:
         validate_registration(username, email, password)
         password_hash = await self._hasher.hash(password)
         async with self._uow as uow:
+            # A username may look like an address, but not like someone else's: sign-in
+            # looks emails up first, so such a username could never be used.
+            if await uow.users.find_by_login(username) is not None:
+                raise Conflict("A user with that username already exists", "username")
             user = await uow.users.add(
                 NewUser(username, email, password_hash, is_staff, is_superuser)
             )
@@ -65,12 +69,14 @@ class Login:
     async def __call__(self, username_or_email: str, password: str) -> TokenPair:
         async with self._uow as uow:
             user = await uow.users.find_by_login(username_or_email)
-            if user is None or password_too_long(password):
-                # Same cost and same answer as a wrong password.
-                await self._hasher.waste_time(password[:72])
-                raise AuthenticationFailed(BAD_CREDENTIALS)
-            if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
-                raise AuthenticationFailed(BAD_CREDENTIALS)
+        # bcrypt runs outside any transaction: it must not hold a connection or a lock.
+        if user is None or password_too_long(password):
+            # Same cost and same answer as a wrong password.
+            await self._hasher.waste_time(password[:72])
+            raise AuthenticationFailed(BAD_CREDENTIALS)
+        if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
+            raise AuthenticationFailed(BAD_CREDENTIALS)
+        async with self._uow as uow:
             session_id = uuid.uuid4().hex
             refresh = self._tokens.issue_refresh(user.id, session_id)
             await uow.refresh_sessions.add(

@@ -29,7 +29,11 @@ class UserRepository(Protocol):
     async def get(self, user_id: int) -> User | None: ...
 
     async def find_by_login(self, username_or_email: str) -> User | None:
-        """Find by username or email, compared case-insensitively."""
+        """Find by email or username, compared case-insensitively.
+
+        An email match wins over a username match, so nobody can lock the owner of an
+        address out of signing in with it by taking that address as a username.
+        """
         ...
 
 
@@ -100,11 +104,20 @@ class RefreshSessionRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. Entered by a use case; nothing is kept unless it commits."""
 
-    users: UserRepository
-    patients: PatientRepository
-    doctors: DoctorRepository
-    mappings: MappingRepository
-    refresh_sessions: RefreshSessionRepository
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def patients(self) -> PatientRepository: ...
+
+    @property
+    def doctors(self) -> DoctorRepository: ...
+
+    @property
+    def mappings(self) -> MappingRepository: ...
+
+    @property
+    def refresh_sessions(self) -> RefreshSessionRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -93,6 +93,9 @@ class JwtTokenService:
 
 def _user_id(claims: dict[str, Any]) -> int:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and no longer than a BIGINT.
+    if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
+        raise AuthenticationFailed("Token is invalid or expired")
+    if len(subject) > 19:
         raise AuthenticationFailed("Token is invalid or expired")
     return int(subject)

@@ -25,7 +25,7 @@ from healthcare.domain.entities import (
     RefreshSession,
     User,
 )
-from healthcare.domain.errors import Conflict
+from healthcare.domain.errors import Conflict, NotFound
 from healthcare.domain.rules import identity_key
 
 T = TypeVar("T")
@@ -111,10 +111,9 @@ class MemoryUserRepository(_Repository):
 
     async def find_by_login(self, username_or_email: str) -> User | None:
         key = identity_key(username_or_email)
-        for user in self._t.users.values():
-            if identity_key(user.username) == key or identity_key(user.email) == key:
-                return user
-        return None
+        by_email = (u for u in self._t.users.values() if identity_key(u.email) == key)
+        by_username = (u for u in self._t.users.values() if identity_key(u.username) == key)
+        return next(by_email, None) or next(by_username, None)
 
 
 class MemoryPatientRepository(_Repository):
@@ -194,6 +193,10 @@ class MemoryMappingRepository(_Repository):
         return Mapping(mapping_id, patient_id, self._t.doctors[doctor_id], created_at, created_at)
 
     async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+        if patient_id not in self._t.patients:
+            raise NotFound("Patient", patient_id)
+        if doctor_id not in self._t.doctors:
+            raise NotFound("Doctor", doctor_id)
         if any((p, d) == (patient_id, doctor_id) for p, d, _ in self._t.mappings.values()):
             raise Conflict("This doctor is already assigned to this patient")
         mapping_id = self._store.next_id()
@@ -260,7 +263,7 @@ def _drop_mappings(tables: _Tables, doomed: Callable[[int, int], bool]) -> None:
 class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._workspace = _Workspace(store.tables)
+        self._workspace = _Workspace(_Tables())  # attached to the store on entry
         self.users = MemoryUserRepository(store, self._workspace)
         self.patients = MemoryPatientRepository(store, self._workspace)
         self.doctors = MemoryDoctorRepository(store, self._workspace)

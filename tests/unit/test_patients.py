@@ -1,0 +1,204 @@
+"""Use cases of patient records: private to their creator."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from healthcare.application.paging import PageRequest
+from healthcare.domain.entities import Gender, PatientData, Principal
+from healthcare.domain.errors import InvalidInput, NotFound
+from tests.unit.factories import Core, PatientDataFactory
+
+
+def data_of(patient: object) -> dict[str, object]:
+    """The client-writable fields of a patient."""
+    keys = PatientData.__dataclass_fields__.keys()
+    return {k: getattr(patient, k) for k in keys}
+
+
+class TestCreatePatient:
+    async def test_owned_by_the_caller(self, core: Core, alice: Principal) -> None:
+        data = PatientDataFactory.build(gender=Gender.OTHER)
+
+        patient = await core.create_patient(alice, data)
+
+        assert patient.created_by == alice.user_id
+        assert data_of(patient) == asdict(data)
+        assert patient.gender is Gender.OTHER
+        assert patient.id > 0
+        assert patient.created_at == patient.updated_at
+        assert patient.created_at.tzinfo is not None
+
+    async def test_ids_are_distinct(self, core: Core, alice: Principal) -> None:
+        ids = {(await core.add_patient(alice)).id for _ in range(5)}
+
+        assert len(ids) == 5
+
+    async def test_invalid_data_is_rejected_before_anything_is_stored(
+        self, core: Core, alice: Principal
+    ) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            await core.add_patient(alice, name="", age=151)
+
+        assert [e.field for e in caught.value.errors] == ["name", "age"]
+        assert core.store.tables.patients == {}
+        assert (await core.list_patients(alice, PageRequest())).total == 0
+
+
+class TestGetPatient:
+    async def test_own_patient(self, core: Core, alice: Principal) -> None:
+        patient = await core.add_patient(alice)
+
+        assert await core.get_patient(alice, patient.id) == patient
+
+    async def test_unknown_id(self, core: Core, alice: Principal) -> None:
+        with pytest.raises(NotFound) as caught:
+            await core.get_patient(alice, 999_999)
+
+        assert (caught.value.resource, caught.value.identifier) == ("Patient", 999_999)
+
+    async def test_another_users_patient_does_not_exist(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        patient = await core.add_patient(alice)
+
+        with pytest.raises(NotFound) as caught:
+            await core.get_patient(bob, patient.id)
+
+        assert caught.value.message == f"Patient {patient.id} was not found"
+
+    async def test_admins_do_not_see_other_users_patients(
+        self, core: Core, alice: Principal, admin: Principal
+    ) -> None:
+        patient = await core.add_patient(alice)
+
+        with pytest.raises(NotFound):
+            await core.get_patient(admin, patient.id)
+
+
+class TestListPatients:
+    async def test_only_the_callers_patients(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        mine = [await core.add_patient(alice) for _ in range(3)]
+        theirs = [await core.add_patient(bob) for _ in range(2)]
+
+        alices = await core.list_patients(alice, PageRequest())
+        bobs = await core.list_patients(bob, PageRequest())
+
+        assert list(alices.items) == mine
+        assert alices.total == 3
+        assert list(bobs.items) == theirs
+        assert bobs.total == 2
+
+    async def test_empty(self, core: Core, alice: Principal) -> None:
+        page = await core.list_patients(alice, PageRequest())
+
+        assert (list(page.items), page.total) == ([], 0)
+
+    async def test_paging_by_limit_and_offset(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        mine = [await core.add_patient(alice) for _ in range(5)]
+        await core.add_patient(bob)
+
+        page = await core.list_patients(alice, PageRequest(limit=2, offset=1))
+
+        assert list(page.items) == mine[1:3]
+        assert page.total == 5
+
+    async def test_last_page_and_beyond(self, core: Core, alice: Principal) -> None:
+        mine = [await core.add_patient(alice) for _ in range(5)]
+
+        last = await core.list_patients(alice, PageRequest(limit=2, offset=4))
+        beyond = await core.list_patients(alice, PageRequest(limit=2, offset=10))
+
+        assert (list(last.items), last.total) == ([mine[4]], 5)
+        assert (list(beyond.items), beyond.total) == ([], 5)
+
+
+class TestUpdatePatient:
+    async def test_replaces_the_written_fields(self, core: Core, alice: Principal) -> None:
+        original = await core.add_patient(alice)
+        new_data = PatientDataFactory.build(phone=None, notes="allergic to penicillin")
+
+        updated = await core.update_patient(alice, original.id, new_data)
+
+        assert data_of(updated) == asdict(new_data)
+        assert (updated.id, updated.created_by, updated.created_at) == (
+            original.id,
+            original.created_by,
+            original.created_at,
+        )
+        assert updated.updated_at >= original.updated_at
+        assert await core.get_patient(alice, original.id) == updated
+
+    async def test_invalid_data_changes_nothing(self, core: Core, alice: Principal) -> None:
+        original = await core.add_patient(alice)
+
+        with pytest.raises(InvalidInput) as caught:
+            await core.update_patient(
+                alice, original.id, PatientDataFactory.build(email="nope", age=-1)
+            )
+
+        assert [e.field for e in caught.value.errors] == ["age", "email"]
+        assert await core.get_patient(alice, original.id) == original
+
+    async def test_unknown_id(self, core: Core, alice: Principal) -> None:
+        with pytest.raises(NotFound):
+            await core.update_patient(alice, 12345, PatientDataFactory.build())
+
+    async def test_another_users_patient(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        original = await core.add_patient(alice)
+
+        with pytest.raises(NotFound):
+            await core.update_patient(bob, original.id, PatientDataFactory.build())
+
+        assert await core.get_patient(alice, original.id) == original
+
+
+class TestDeletePatient:
+    async def test_deletes(self, core: Core, alice: Principal) -> None:
+        kept = await core.add_patient(alice)
+        doomed = await core.add_patient(alice)
+
+        await core.delete_patient(alice, doomed.id)
+
+        with pytest.raises(NotFound):
+            await core.get_patient(alice, doomed.id)
+        assert list((await core.list_patients(alice, PageRequest())).items) == [kept]
+
+    async def test_twice_is_not_found(self, core: Core, alice: Principal) -> None:
+        patient = await core.add_patient(alice)
+        await core.delete_patient(alice, patient.id)
+
+        with pytest.raises(NotFound):
+            await core.delete_patient(alice, patient.id)
+
+    async def test_another_users_patient(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        patient = await core.add_patient(alice)
+
+        with pytest.raises(NotFound):
+            await core.delete_patient(bob, patient.id)
+
+        assert await core.get_patient(alice, patient.id) == patient
+
+    async def test_removes_its_mappings_only(self, core: Core, alice: Principal) -> None:
+        doctor = await core.add_doctor(alice)
+        doomed = await core.add_patient(alice)
+        kept = await core.add_patient(alice)
+        await core.assign(alice, doomed.id, doctor.id)
+        kept_mapping = await core.assign(alice, kept.id, doctor.id)
+
+        await core.delete_patient(alice, doomed.id)
+
+        mappings = await core.list_mappings(alice, PageRequest())
+        assert [m.id for m in mappings.items] == [kept_mapping.id]
+        assert mappings.total == 1
+        assert await core.get_doctor(alice, doctor.id) == doctor  # the doctor stays

@@ -1,0 +1,81 @@
+"""Configuration from the environment and .env."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from healthcare.entrypoints.settings import SettingsError, load_database_url, load_settings
+
+KEY = "k" * 32
+
+
+def test_defaults_to_an_sqlite_file_under_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({"SECRET_KEY": KEY}, env_file=None, data_dir=tmp_path)
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/healthcare.sqlite3"
+    assert settings.persistence == "sqlalchemy"
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+    assert settings.access_token_lifetime == timedelta(minutes=15)
+    assert settings.refresh_token_lifetime == timedelta(days=7)
+    assert settings.bcrypt_rounds == 12
+
+
+def test_database_url_wins_over_the_seed_variables(tmp_path: Path) -> None:
+    env = {"SECRET_KEY": KEY, "DATABASE_URL": "postgresql://u@h/db", "DB_NAME": "other"}
+    assert load_settings(env, env_file=None, data_dir=tmp_path).database_url == (
+        "postgresql://u@h/db"
+    )
+
+
+def test_the_seed_services_variables_make_a_psycopg_url(tmp_path: Path) -> None:
+    env = {
+        "DB_NAME": "health",
+        "DB_USER": "doc",
+        "DB_PASSWORD": "p@ss:word",
+        "DB_HOST": "db",
+        "DB_PORT": "6543",
+    }
+    assert load_database_url(env, env_file=None) == (
+        "postgresql+psycopg://doc:p%40ss%3Aword@db:6543/health"
+    )
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"SECRET_KEY={KEY}\nPORT=9000\nWORKERS=3\nDATABASE_URL=memory://\n")
+    settings = load_settings({"PORT": "9100"}, env_file=env_file, data_dir=tmp_path)
+    assert (settings.port, settings.workers, settings.secret_key) == (9100, 3, KEY)
+    assert settings.persistence == "memory"
+
+
+def test_a_missing_key_is_generated_once_when_asked(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings({}, env_file=None, data_dir=tmp_path)
+    first = load_settings({}, env_file=None, data_dir=tmp_path, create_secret=True)
+    key_file = tmp_path / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(first.secret_key) >= 32
+    again = load_settings({}, env_file=None, data_dir=tmp_path)
+    assert again.secret_key == first.secret_key
+
+
+def test_a_short_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="at least 32 bytes"):
+        load_settings({"SECRET_KEY": "k" * 31}, env_file=None, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("WORKERS", "0"),
+        ("BCRYPT_ROUNDS", "3"),
+        ("ACCESS_TOKEN_MINUTES", "-5"),
+    ],
+)
+def test_bad_numbers_are_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({"SECRET_KEY": KEY, name: value}, env_file=None, data_dir=tmp_path)

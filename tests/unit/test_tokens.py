@@ -1,0 +1,299 @@
+"""The JWT adapter: HS256 only, typed tokens, every claim required (RFC 8725)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+
+from healthcare.adapters.security.tokens import JwtTokenService
+from healthcare.application.ports import RefreshClaims
+from healthcare.domain.entities import Principal
+from healthcare.domain.errors import AuthenticationFailed
+from tests.unit.factories import SECRET
+from tests.unit.fakes import FixedClock
+
+
+def service(clock: FixedClock | None = None, secret: str = SECRET, **kw: Any) -> JwtTokenService:
+    return JwtTokenService(secret, clock or FixedClock(), **kw)
+
+
+def b64url(part: dict[str, Any] | bytes) -> str:
+    raw = part if isinstance(part, bytes) else json.dumps(part).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def claims(kind: str = "access", **overrides: Any) -> dict[str, Any]:
+    """A complete, valid claim set as the service issues it."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "iss": "healthcare",
+        "sub": "7",
+        "token_type": kind,
+        "jti": "0123456789abcdef",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+    }
+    values |= {"adm": False} if kind == "access" else {"sid": "session-1"}
+    return values | overrides
+
+
+def signed(payload: dict[str, Any], secret: str = SECRET, algorithm: str = "HS256") -> str:
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def read(token: str, kind: str) -> Principal | RefreshClaims:
+    tokens = service()
+    return tokens.read_access(token) if kind == "access" else tokens.read_refresh(token)
+
+
+class TestRoundTrip:
+    @pytest.mark.parametrize("is_admin", [False, True])
+    def test_access(self, is_admin: bool) -> None:
+        tokens = service()
+
+        issued = tokens.issue_access(Principal(42, is_admin=is_admin))
+
+        assert tokens.read_access(issued.token) == Principal(42, is_admin=is_admin)
+        assert issued.expires_in == 900
+        assert len(issued.jti) == 32
+
+    def test_refresh(self) -> None:
+        tokens = service()
+
+        issued = tokens.issue_refresh(42, "session-abc")
+
+        assert tokens.read_refresh(issued.token) == RefreshClaims(42, "session-abc", issued.jti)
+        assert issued.expires_in == 7 * 24 * 3600
+
+    def test_claims_and_header(self) -> None:
+        clock = FixedClock()
+        issued = service(clock).issue_access(Principal(42))
+
+        header = jwt.get_unverified_header(issued.token)
+        payload = jwt.decode(issued.token, options={"verify_signature": False})
+        assert header == {"alg": "HS256", "typ": "JWT"}
+        assert payload == {
+            "iss": "healthcare",
+            "sub": "42",
+            "token_type": "access",
+            "jti": issued.jti,
+            "iat": int(clock.now().timestamp()),
+            "exp": int(clock.now().timestamp()) + 900,
+            "adm": False,
+        }
+
+    def test_configurable_lifetimes(self) -> None:
+        tokens = service(access_lifetime=timedelta(minutes=1), refresh_lifetime=timedelta(hours=2))
+
+        assert tokens.issue_access(Principal(1)).expires_in == 60
+        assert tokens.issue_refresh(1, "s").expires_in == 7200
+
+    def test_every_token_has_its_own_jti(self) -> None:
+        tokens = service()
+
+        jtis = {tokens.issue_refresh(1, "s").jti for _ in range(10)}
+
+        assert len(jtis) == 10
+
+    def test_only_a_literal_true_admin_claim_grants_admin(self) -> None:
+        for value in ["true", 1, "yes"]:
+            assert service().read_access(signed(claims(adm=value))).is_admin is False
+        assert service().read_access(signed(claims(adm=True))).is_admin is True
+
+    def test_hand_made_valid_token_is_accepted(self) -> None:
+        # Guards the helpers below: the refusals must come from the one thing changed.
+        assert service().read_access(signed(claims())) == Principal(7)
+        assert service().read_refresh(signed(claims("refresh"))) == RefreshClaims(
+            7, "session-1", "0123456789abcdef"
+        )
+
+
+class TestTokenTypes:
+    def test_access_token_is_not_a_refresh_token(self) -> None:
+        tokens = service()
+
+        with pytest.raises(AuthenticationFailed) as caught:
+            tokens.read_refresh(tokens.issue_access(Principal(1)).token)
+
+        assert caught.value.message == "Token is not a refresh token"
+
+    def test_refresh_token_is_not_an_access_token(self) -> None:
+        tokens = service()
+
+        with pytest.raises(AuthenticationFailed) as caught:
+            tokens.read_access(tokens.issue_refresh(1, "s").token)
+
+        assert caught.value.message == "Token is not an access token"
+
+    @pytest.mark.parametrize("token_type", ["ACCESS", "id", "", None])
+    def test_unknown_type(self, token_type: object) -> None:
+        with pytest.raises(AuthenticationFailed):
+            read(signed(claims(token_type=token_type)), "access")
+
+
+class TestTime:
+    def test_expired_access_token(self) -> None:
+        past = FixedClock(datetime.now(UTC) - timedelta(minutes=16))
+        token = service(past).issue_access(Principal(1)).token
+
+        with pytest.raises(AuthenticationFailed) as caught:
+            service().read_access(token)
+
+        assert caught.value.message == "Token is invalid or expired"
+
+    def test_access_token_within_its_lifetime(self) -> None:
+        recent = FixedClock(datetime.now(UTC) - timedelta(minutes=14))
+        token = service(recent).issue_access(Principal(1)).token
+
+        assert service().read_access(token) == Principal(1)
+
+    def test_expired_refresh_token(self) -> None:
+        past = FixedClock(datetime.now(UTC) - timedelta(days=7, seconds=5))
+        token = service(past).issue_refresh(1, "s").token
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_refresh(token)
+
+    def test_token_from_the_future(self) -> None:
+        future = FixedClock(datetime.now(UTC) + timedelta(hours=1))
+        token = service(future).issue_access(Principal(1)).token
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(token)
+
+
+class TestForgery:
+    def test_tampered_payload(self) -> None:
+        token = service().issue_access(Principal(1)).token
+        header, _, signature = token.split(".")
+        promoted = jwt.decode(token, options={"verify_signature": False}) | {"sub": "2"}
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(f"{header}.{b64url(promoted)}.{signature}")
+
+    def test_tampered_signature(self) -> None:
+        token = service().issue_access(Principal(1)).token
+        header, payload, signature = token.split(".")
+        flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(f"{header}.{payload}.{flipped}")
+
+    def test_signature_removed(self) -> None:
+        header, payload, _ = service().issue_access(Principal(1)).token.split(".")
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(f"{header}.{payload}.")
+
+    def test_other_secret(self) -> None:
+        other = service(secret="another-secret-that-is-also-long-enough!")
+        token = other.issue_access(Principal(1)).token
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(token)
+
+    @pytest.mark.parametrize("kind", ["access", "refresh"])
+    def test_alg_none_built_by_hand(self, kind: str) -> None:
+        token = f"{b64url({'alg': 'none', 'typ': 'JWT'})}.{b64url(claims(kind))}."
+
+        with pytest.raises(AuthenticationFailed):
+            read(token, kind)
+
+    @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+    def test_alg_none_variants_with_the_real_signature(self, alg: str) -> None:
+        real = signed(claims())
+        _, payload, signature = real.split(".")
+        token = f"{b64url({'alg': alg, 'typ': 'JWT'})}.{payload}.{signature}"
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(token)
+
+    def test_alg_none_via_pyjwt(self) -> None:
+        token = jwt.encode(claims(), None, algorithm="none")
+        assert token.endswith(".")  # pyjwt really produced an unsigned token
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(token)
+
+    @pytest.mark.parametrize("alg", ["HS384", "HS512"])
+    def test_other_hmac_algorithm_with_the_right_secret(self, alg: str) -> None:
+        secret = SECRET * 2  # long enough for pyjwt not to warn about SHA-512 keys
+        token = signed(claims(), secret=secret, algorithm=alg)
+
+        with pytest.raises(AuthenticationFailed):
+            service(secret=secret).read_access(token)
+
+    @pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "a.b", "\u00e9.\u00e9.\u00e9"])
+    def test_garbage(self, token: str) -> None:
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(token)
+
+
+class TestClaims:
+    @pytest.mark.parametrize("kind", ["access", "refresh"])
+    @pytest.mark.parametrize("missing", ["exp", "iat", "jti", "sub", "token_type", "iss"])
+    def test_missing_claim(self, kind: str, missing: str) -> None:
+        payload = claims(kind)
+        del payload[missing]
+
+        with pytest.raises(AuthenticationFailed):
+            read(signed(payload), kind)
+
+    def test_refresh_without_session_id(self) -> None:
+        payload = claims("refresh")
+        del payload["sid"]
+
+        with pytest.raises(AuthenticationFailed):
+            service().read_refresh(signed(payload))
+
+    @pytest.mark.parametrize("sid", [None, 5, ["s"]])
+    def test_refresh_with_a_non_string_session_id(self, sid: object) -> None:
+        with pytest.raises(AuthenticationFailed):
+            service().read_refresh(signed(claims("refresh", sid=sid)))
+
+    @pytest.mark.parametrize("kind", ["access", "refresh"])
+    @pytest.mark.parametrize("sub", ["abc", "", "-1", "1.5", " 7", "7 ", "0x7", 7, None])
+    def test_non_numeric_subject(self, kind: str, sub: object) -> None:
+        with pytest.raises(AuthenticationFailed):
+            read(signed(claims(kind, sub=sub)), kind)
+
+    def test_non_decimal_digit_subject(self) -> None:
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(signed(claims(sub="\u00b2")))
+
+    def test_wrong_issuer(self) -> None:
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(signed(claims(iss="someone-else")))
+
+    def test_issuer_is_configurable(self) -> None:
+        token = service(issuer="staging").issue_access(Principal(3)).token
+
+        assert service(issuer="staging").read_access(token) == Principal(3)
+        with pytest.raises(AuthenticationFailed):
+            service().read_access(token)
+
+    @pytest.mark.parametrize("jti", [5, None, ["x"]])
+    def test_non_string_jti(self, jti: object) -> None:
+        with pytest.raises(AuthenticationFailed):
+            service().read_refresh(signed(claims("refresh", jti=jti)))
+
+
+class TestSecret:
+    @pytest.mark.parametrize(
+        "secret",
+        ["", "x" * 31, "\u00e9" * 15 + "x"],  # the last: 16 characters, 31 bytes
+    )
+    def test_shorter_than_32_bytes_refused(self, secret: str) -> None:
+        with pytest.raises(ValueError, match="at least 32 bytes"):
+            JwtTokenService(secret, FixedClock())
+
+    @pytest.mark.parametrize("secret", ["x" * 32, "\u00e9" * 16])
+    def test_32_bytes_accepted(self, secret: str) -> None:
+        tokens = JwtTokenService(secret, FixedClock())
+
+        assert tokens.read_access(tokens.issue_access(Principal(9)).token) == Principal(9)
