@@ -17,6 +17,9 @@ AGE_MIN, AGE_MAX = 0, 150
 PHONE_MAX = 32
 ADDRESS_MAX = 1000
 NOTES_MAX = 10_000
+# NFKC and casefold can lengthen a string ("ß" -> "ss", some ligatures 18-fold); the stored
+# comparison keys get this much room, and longer ones are refused.
+KEY_GROWTH = 4
 
 _USERNAME_RE = re.compile(r"[\w.@+-]+")
 # Deliberately modest: one @, no spaces, a dotted domain. Deliverability is not our business.
@@ -67,6 +70,12 @@ def password_too_long(password: str) -> bool:
 
 def validate_registration(username: str, email: str, password: str) -> None:
     errors = username_errors(username) + email_errors(email) + password_errors(password, username)
+    for field, value, maximum in (
+        ("username", username, USERNAME_MAX),
+        ("email", email, EMAIL_MAX),
+    ):
+        if len(identity_key(value)) > maximum * KEY_GROWTH:
+            errors.append(FieldError(field, "expands too much when normalised"))
     if errors:
         raise InvalidInput(errors)
 

@@ -1,0 +1,512 @@
+"""The repository ports over SQLAlchemy Core statements, returning domain objects.
+
+Statements are built once at import with bound parameters: SQLAlchemy memoises a
+statement's cache key, so each call skips both building and compiling SQL. Every read is one
+query; list queries carry their total as ``count(*) OVER ()``.
+
+``update(table)`` without ``.values()`` takes its SET clause from the execution parameters
+whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping as MappingType
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import Select, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from healthcare.adapters.persistence.sqlalchemy import tables
+from healthcare.application.paging import Page, PageRequest
+from healthcare.domain.entities import (
+    Doctor,
+    DoctorData,
+    Gender,
+    Mapping,
+    NewUser,
+    Patient,
+    PatientData,
+    RefreshSession,
+    User,
+)
+from healthcare.domain.errors import Conflict, NotFound
+from healthcare.domain.rules import identity_key
+
+T = TypeVar("T")
+
+u, p, d = tables.user_account, tables.patient, tables.doctor
+m, rs = tables.patient_doctor, tables.refresh_session
+
+USERNAME_TAKEN = "A user with that username already exists"
+EMAIL_TAKEN = "A user with that email already exists"
+ALREADY_ASSIGNED = "This doctor is already assigned to this patient"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _paged(statement: Select[Any]) -> Select[Any]:
+    """One page of ``statement`` (already ordered), with the unpaged row count per row."""
+    return (
+        statement.add_columns(func.count().over().label("total"))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+def _counted(statement: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(statement.order_by(None).subquery())
+
+
+class _Repository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def _page(
+        self,
+        statement: Select[Any],
+        count: Select[Any],
+        params: MappingType[str, Any],
+        page: PageRequest,
+        convert: Callable[[Any], T],
+    ) -> Page[T]:
+        paged_params = {**params, "limit": page.limit, "offset": page.offset}
+        rows = (await self._session.execute(statement, paged_params)).all()
+        if rows:
+            total: int = rows[0].total
+        elif page.offset > 0 or page.limit <= 0:
+            # Past the end, so no row carried the total: ask for it separately.
+            total = (await self._session.execute(count, params)).scalar_one()
+        else:
+            total = 0
+        return Page([convert(row) for row in rows], total)
+
+
+# Constraint violations, told apart portably: psycopg gives the SQLSTATE and the constraint
+# name; sqlite3 only a message such as "UNIQUE constraint failed: user_account.email_key".
+# Constraint names and SQLite's "table.column" both contain the column name.
+_UNIQUE: Final = "unique"
+_FOREIGN_KEY: Final = "foreign key"
+
+
+def _violation(error: IntegrityError) -> tuple[str | None, str]:
+    """The kind of constraint that failed, and text that names it."""
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is not None:
+        name = getattr(getattr(original, "diag", None), "constraint_name", None)
+        return {"23505": _UNIQUE, "23503": _FOREIGN_KEY}.get(sqlstate), name or ""
+    message = str(original)
+    if "UNIQUE constraint failed" in message:
+        return _UNIQUE, message
+    if "FOREIGN KEY constraint failed" in message:
+        return _FOREIGN_KEY, message
+    return None, message
+
+
+# Users ----------------------------------------------------------------------------------
+
+_USER_COLUMNS = (
+    u.c.id,
+    u.c.username,
+    u.c.email,
+    u.c.password_hash,
+    u.c.is_active,
+    u.c.is_staff,
+    u.c.is_superuser,
+    u.c.created_at,
+    u.c.updated_at,
+)
+_INSERT_USER = insert(u).returning(*_USER_COLUMNS)
+_GET_USER = select(*_USER_COLUMNS).where(u.c.id == bindparam("user_id"))
+_FIND_USER = (
+    select(*_USER_COLUMNS)
+    .where(or_(u.c.username_key == bindparam("key"), u.c.email_key == bindparam("key")))
+    # An email match wins: see UserRepository.find_by_login.
+    .order_by(case((u.c.email_key == bindparam("key"), 0), else_=1))
+    .limit(1)
+)
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        password_hash=row.password_hash,
+        is_active=row.is_active,
+        is_staff=row.is_staff,
+        is_superuser=row.is_superuser,
+        date_joined=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlAlchemyUserRepository(_Repository):
+    async def add(self, user: NewUser) -> User:
+        now = _now()
+        params = {
+            "username": user.username,
+            "username_key": identity_key(user.username),
+            "email": user.email,
+            "email_key": identity_key(user.email),
+            "password_hash": user.password_hash,
+            "is_active": True,
+            "is_staff": user.is_staff,
+            "is_superuser": user.is_superuser,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            # The savepoint keeps the transaction usable after a violation (PostgreSQL
+            # aborts the whole transaction otherwise).
+            async with self._session.begin_nested():
+                row = (await self._session.execute(_INSERT_USER, params)).one()
+        except IntegrityError as error:
+            kind, subject = _violation(error)
+            if kind == _UNIQUE and "username_key" in subject:
+                raise Conflict(USERNAME_TAKEN, "username") from None
+            if kind == _UNIQUE and "email_key" in subject:
+                raise Conflict(EMAIL_TAKEN, "email") from None
+            raise
+        return _user(row)
+
+    async def get(self, user_id: int) -> User | None:
+        row = (await self._session.execute(_GET_USER, {"user_id": user_id})).first()
+        return None if row is None else _user(row)
+
+    async def find_by_login(self, username_or_email: str) -> User | None:
+        params = {"key": identity_key(username_or_email)}
+        row = (await self._session.execute(_FIND_USER, params)).first()
+        return None if row is None else _user(row)
+
+
+# Patients -------------------------------------------------------------------------------
+
+_PATIENT_COLUMNS = (
+    p.c.id,
+    p.c.created_by,
+    p.c.name,
+    p.c.age,
+    p.c.gender,
+    p.c.phone,
+    p.c.email,
+    p.c.address,
+    p.c.notes,
+    p.c.created_at,
+    p.c.updated_at,
+)
+_OWNED_PATIENT = (p.c.id == bindparam("b_patient_id")) & (p.c.created_by == bindparam("b_owner_id"))
+_INSERT_PATIENT = insert(p).returning(*_PATIENT_COLUMNS)
+_GET_PATIENT = select(*_PATIENT_COLUMNS).where(_OWNED_PATIENT)
+_PATIENTS = (
+    select(*_PATIENT_COLUMNS).where(p.c.created_by == bindparam("b_owner_id")).order_by(p.c.id)
+)
+_LIST_PATIENTS = _paged(_PATIENTS)
+_COUNT_PATIENTS = _counted(_PATIENTS)
+_UPDATE_PATIENT = update(p).where(_OWNED_PATIENT).returning(*_PATIENT_COLUMNS)
+_DELETE_PATIENT = delete(p).where(_OWNED_PATIENT).returning(p.c.id)
+
+
+def _patient(row: Any) -> Patient:
+    return Patient(
+        id=row.id,
+        created_by=row.created_by,
+        name=row.name,
+        age=row.age,
+        gender=Gender(row.gender),
+        phone=row.phone,
+        email=row.email,
+        address=row.address,
+        notes=row.notes,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _patient_values(data: PatientData) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "age": data.age,
+        "gender": data.gender.value,
+        "phone": data.phone,
+        "email": data.email,
+        "address": data.address,
+        "notes": data.notes,
+    }
+
+
+class SqlAlchemyPatientRepository(_Repository):
+    async def add(self, owner_id: int, data: PatientData) -> Patient:
+        now = _now()
+        values = _patient_values(data)
+        params = {"created_by": owner_id, **values, "created_at": now, "updated_at": now}
+        row = (await self._session.execute(_INSERT_PATIENT, params)).one()
+        return _patient(row)
+
+    async def get(self, owner_id: int, patient_id: int) -> Patient | None:
+        params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
+        row = (await self._session.execute(_GET_PATIENT, params)).first()
+        return None if row is None else _patient(row)
+
+    async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]:
+        params = {"b_owner_id": owner_id}
+        return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
+
+    async def update(self, owner_id: int, patient_id: int, data: PatientData) -> Patient | None:
+        values = _patient_values(data)
+        params = {"b_patient_id": patient_id, "b_owner_id": owner_id, **values}
+        params["updated_at"] = _now()
+        row = (await self._session.execute(_UPDATE_PATIENT, params)).first()
+        return None if row is None else _patient(row)
+
+    async def delete(self, owner_id: int, patient_id: int) -> bool:
+        # Its mappings go by ON DELETE CASCADE.
+        params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
+        return (await self._session.execute(_DELETE_PATIENT, params)).first() is not None
+
+
+# Doctors --------------------------------------------------------------------------------
+
+_DOCTOR_COLUMNS = (
+    d.c.id,
+    d.c.created_by,
+    d.c.name,
+    d.c.specialization,
+    d.c.email,
+    d.c.phone,
+    d.c.created_at,
+    d.c.updated_at,
+)
+_THE_DOCTOR = d.c.id == bindparam("b_doctor_id")
+_INSERT_DOCTOR = insert(d).returning(*_DOCTOR_COLUMNS)
+_GET_DOCTOR = select(*_DOCTOR_COLUMNS).where(_THE_DOCTOR)
+_DOCTORS = select(*_DOCTOR_COLUMNS).order_by(d.c.id)
+_LIST_DOCTORS = _paged(_DOCTORS)
+_COUNT_DOCTORS = _counted(_DOCTORS)
+_UPDATE_DOCTOR = update(d).where(_THE_DOCTOR).returning(*_DOCTOR_COLUMNS)
+_DELETE_DOCTOR = delete(d).where(_THE_DOCTOR).returning(d.c.id)
+
+
+def _doctor(row: Any) -> Doctor:
+    return Doctor(
+        id=row.id,
+        created_by=row.created_by,
+        name=row.name,
+        specialization=row.specialization,
+        email=row.email,
+        phone=row.phone,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _doctor_values(data: DoctorData) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "specialization": data.specialization,
+        "email": data.email,
+        "phone": data.phone,
+    }
+
+
+class SqlAlchemyDoctorRepository(_Repository):
+    async def add(self, creator_id: int, data: DoctorData) -> Doctor:
+        now = _now()
+        values = _doctor_values(data)
+        params = {"created_by": creator_id, **values, "created_at": now, "updated_at": now}
+        row = (await self._session.execute(_INSERT_DOCTOR, params)).one()
+        return _doctor(row)
+
+    async def get(self, doctor_id: int) -> Doctor | None:
+        row = (await self._session.execute(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
+        return None if row is None else _doctor(row)
+
+    async def list(self, page: PageRequest) -> Page[Doctor]:
+        return await self._page(_LIST_DOCTORS, _COUNT_DOCTORS, {}, page, _doctor)
+
+    async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None:
+        params = {"b_doctor_id": doctor_id, **_doctor_values(data), "updated_at": _now()}
+        row = (await self._session.execute(_UPDATE_DOCTOR, params)).first()
+        return None if row is None else _doctor(row)
+
+    async def delete(self, doctor_id: int) -> bool:
+        # Its mappings go by ON DELETE CASCADE.
+        params = {"b_doctor_id": doctor_id}
+        return (await self._session.execute(_DELETE_DOCTOR, params)).first() is not None
+
+
+# Mappings -------------------------------------------------------------------------------
+
+# The doctor's columns keep their own names (so _doctor reads these rows too); the
+# mapping's are labelled.
+_MAPPING_COLUMNS = (
+    m.c.id.label("mapping_id"),
+    m.c.patient_id.label("mapping_patient_id"),
+    m.c.created_at.label("mapping_created_at"),
+    m.c.updated_at.label("mapping_updated_at"),
+    *_DOCTOR_COLUMNS,
+)
+_WITH_DOCTOR = m.join(d, d.c.id == m.c.doctor_id)
+_WITH_DOCTOR_AND_PATIENT = _WITH_DOCTOR.join(p, p.c.id == m.c.patient_id)
+_INSERT_MAPPING = insert(m).returning(m.c.id)
+_GET_MAPPING = (
+    select(*_MAPPING_COLUMNS).select_from(_WITH_DOCTOR).where(m.c.id == bindparam("b_mapping_id"))
+)
+_GET_OWNED_MAPPING = (
+    select(*_MAPPING_COLUMNS)
+    .select_from(_WITH_DOCTOR_AND_PATIENT)
+    .where(m.c.id == bindparam("b_mapping_id"), p.c.created_by == bindparam("b_owner_id"))
+)
+_OWNER_MAPPINGS = (
+    select(*_MAPPING_COLUMNS)
+    .select_from(_WITH_DOCTOR_AND_PATIENT)
+    .where(p.c.created_by == bindparam("b_owner_id"))
+    .order_by(m.c.id)
+)
+_LIST_OWNER_MAPPINGS = _paged(_OWNER_MAPPINGS)
+_COUNT_OWNER_MAPPINGS = _counted(_OWNER_MAPPINGS)
+_PATIENT_MAPPINGS = (
+    select(*_MAPPING_COLUMNS)
+    .select_from(_WITH_DOCTOR)
+    .where(m.c.patient_id == bindparam("b_patient_id"))
+    .order_by(m.c.id)
+)
+_LIST_PATIENT_MAPPINGS = _paged(_PATIENT_MAPPINGS)
+_COUNT_PATIENT_MAPPINGS = _counted(_PATIENT_MAPPINGS)
+# In order of assignment, like the patient's mappings.
+_PATIENT_DOCTORS = (
+    select(*_DOCTOR_COLUMNS)
+    .select_from(_WITH_DOCTOR)
+    .where(m.c.patient_id == bindparam("b_patient_id"))
+    .order_by(m.c.id)
+)
+_LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS)
+_DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
+
+
+def _mapping(row: Any) -> Mapping:
+    return Mapping(
+        id=row.mapping_id,
+        patient_id=row.mapping_patient_id,
+        doctor=_doctor(row),
+        created_at=row.mapping_created_at,
+        updated_at=row.mapping_updated_at,
+    )
+
+
+class SqlAlchemyMappingRepository(_Repository):
+    async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+        now = _now()
+        params = {
+            "patient_id": patient_id,
+            "doctor_id": doctor_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self._session.begin_nested():  # see SqlAlchemyUserRepository.add
+                mapping_id = (await self._session.execute(_INSERT_MAPPING, params)).scalar_one()
+        except IntegrityError as error:
+            kind, _ = _violation(error)
+            if kind == _UNIQUE:
+                raise Conflict(ALREADY_ASSIGNED) from None
+            if kind == _FOREIGN_KEY:
+                # SQLite does not say which side vanished; one more query (only on this
+                # rare path) tells.
+                doctor = {"b_doctor_id": doctor_id}
+                if (await self._session.execute(_GET_DOCTOR, doctor)).first() is None:
+                    raise NotFound("Doctor", doctor_id) from None
+                raise NotFound("Patient", patient_id) from None
+            raise
+        params = {"b_mapping_id": mapping_id}
+        return _mapping((await self._session.execute(_GET_MAPPING, params)).one())
+
+    async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
+        params = {"b_mapping_id": mapping_id, "b_owner_id": owner_id}
+        row = (await self._session.execute(_GET_OWNED_MAPPING, params)).first()
+        return None if row is None else _mapping(row)
+
+    async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]:
+        params = {"b_owner_id": owner_id}
+        return await self._page(_LIST_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS, params, page, _mapping)
+
+    async def list_for_patient(self, patient_id: int, page: PageRequest) -> Page[Mapping]:
+        params = {"b_patient_id": patient_id}
+        return await self._page(
+            _LIST_PATIENT_MAPPINGS, _COUNT_PATIENT_MAPPINGS, params, page, _mapping
+        )
+
+    async def doctors_of_patient(self, patient_id: int, page: PageRequest) -> Page[Doctor]:
+        params = {"b_patient_id": patient_id}
+        return await self._page(
+            _LIST_PATIENT_DOCTORS, _COUNT_PATIENT_MAPPINGS, params, page, _doctor
+        )
+
+    async def delete(self, mapping_id: int) -> bool:
+        params = {"b_mapping_id": mapping_id}
+        return (await self._session.execute(_DELETE_MAPPING, params)).first() is not None
+
+
+# Refresh sessions -----------------------------------------------------------------------
+
+_SESSION_COLUMNS = (rs.c.id, rs.c.user_id, rs.c.current_jti, rs.c.created_at, rs.c.revoked_at)
+_THE_SESSION = rs.c.id == bindparam("b_session_id")
+_INSERT_SESSION = insert(rs)
+_GET_SESSION = select(*_SESSION_COLUMNS).where(_THE_SESSION)
+# One conditional statement: of two racing refreshes, the second finds the jti changed.
+_ROTATE_SESSION = (
+    update(rs)
+    .where(
+        _THE_SESSION,
+        rs.c.current_jti == bindparam("b_spent_jti"),
+        rs.c.revoked_at.is_(None),
+    )
+    .returning(rs.c.id)
+)
+_REVOKE_SESSION = update(rs).where(_THE_SESSION, rs.c.revoked_at.is_(None))
+
+
+class SqlAlchemyRefreshSessionRepository(_Repository):
+    async def add(self, session: RefreshSession) -> None:
+        params = {
+            "id": session.id,
+            "user_id": session.user_id,
+            "current_jti": session.current_jti,
+            "created_at": session.created_at,
+            "revoked_at": session.revoked_at,
+        }
+        await self._session.execute(_INSERT_SESSION, params)
+
+    async def get(self, session_id: str) -> RefreshSession | None:
+        row = (await self._session.execute(_GET_SESSION, {"b_session_id": session_id})).first()
+        if row is None:
+            return None
+        return RefreshSession(
+            id=row.id,
+            user_id=row.user_id,
+            current_jti=row.current_jti,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
+        params = {"b_session_id": session_id, "b_spent_jti": spent_jti, "current_jti": next_jti}
+        return (await self._session.execute(_ROTATE_SESSION, params)).first() is not None
+
+    async def revoke(self, session_id: str, when: datetime) -> None:
+        params = {"b_session_id": session_id, "revoked_at": when}
+        await self._session.execute(_REVOKE_SESSION, params)
+
+
+__all__ = [
+    "SqlAlchemyDoctorRepository",
+    "SqlAlchemyMappingRepository",
+    "SqlAlchemyPatientRepository",
+    "SqlAlchemyRefreshSessionRepository",
+    "SqlAlchemyUserRepository",
+]

@@ -1,0 +1,158 @@
+"""The schema, as ORM models. Repositories query their ``__table__`` with Core statements.
+
+Every constraint and index has an explicit name, so migrations and error handling can refer
+to it on PostgreSQL and SQLite alike. Lengths come from the domain rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from advanced_alchemy.base import BigIntAuditBase, DefaultBase
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from healthcare.domain.rules import (
+    ADDRESS_MAX,
+    EMAIL_MAX,
+    KEY_GROWTH,
+    NAME_MAX,
+    NOTES_MAX,
+    PHONE_MAX,
+    USERNAME_MAX,
+)
+
+GENDER_MAX = 16
+PASSWORD_HASH_MAX = 255
+SESSION_ID_MAX = 32
+JTI_MAX = 64
+
+# Without AUTOINCREMENT SQLite reuses the highest deleted rowid; a reused user id would let
+# a deleted user's unexpired access token act for a new user. PostgreSQL sequences never
+# reuse. (A future batch migration that recreates a table must pass this in table_kwargs.)
+_NO_ID_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
+
+# advanced-alchemy's shared registry; everything mapped on it must come from a migration.
+metadata: MetaData = BigIntAuditBase.metadata
+
+
+class UserAccountRow(BigIntAuditBase):
+    __tablename__ = "user_account"
+    __table_args__ = (
+        UniqueConstraint("username_key", name="uq_user_account_username_key"),
+        UniqueConstraint("email_key", name="uq_user_account_email_key"),
+        _NO_ID_REUSE,
+    )
+
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    # identity_key(username) and identity_key(email): computed in Python so that uniqueness
+    # is case-insensitive in the same way on both databases.
+    username_key: Mapped[str] = mapped_column(String(USERNAME_MAX * KEY_GROWTH))
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    email_key: Mapped[str] = mapped_column(String(EMAIL_MAX * KEY_GROWTH))
+    password_hash: Mapped[str] = mapped_column(String(PASSWORD_HASH_MAX))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PatientRow(BigIntAuditBase):
+    __tablename__ = "patient"
+    __table_args__ = (
+        # Every patient query filters by owner and orders by id.
+        Index("ix_patient_created_by_id", "created_by", "id"),
+        _NO_ID_REUSE,
+    )
+
+    created_by: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_patient_created_by")
+    )
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    age: Mapped[int] = mapped_column(Integer)
+    gender: Mapped[str] = mapped_column(String(GENDER_MAX))
+    phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
+    address: Mapped[str | None] = mapped_column(String(ADDRESS_MAX))
+    notes: Mapped[str | None] = mapped_column(String(NOTES_MAX))
+
+
+class DoctorRow(BigIntAuditBase):
+    __tablename__ = "doctor"
+    __table_args__ = (
+        # Deleting a user sets created_by to NULL here; the index keeps that cheap.
+        Index("ix_doctor_created_by", "created_by"),
+        _NO_ID_REUSE,
+    )
+
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL", name="fk_doctor_created_by")
+    )
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    specialization: Mapped[str] = mapped_column(String(NAME_MAX))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
+    phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
+
+
+class PatientDoctorRow(BigIntAuditBase):
+    __tablename__ = "patient_doctor"
+    __table_args__ = (
+        # Also serves lookups by patient (its leading column).
+        UniqueConstraint("patient_id", "doctor_id", name="uq_patient_doctor_pair"),
+        Index("ix_patient_doctor_doctor_id", "doctor_id"),
+        _NO_ID_REUSE,
+    )
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patient.id", ondelete="CASCADE", name="fk_patient_doctor_patient_id")
+    )
+    doctor_id: Mapped[int] = mapped_column(
+        ForeignKey("doctor.id", ondelete="CASCADE", name="fk_patient_doctor_doctor_id")
+    )
+
+
+class RefreshSessionRow(DefaultBase):
+    """One login's refresh-token chain; its id is the random session id, not a sequence."""
+
+    __tablename__ = "refresh_session"
+    __table_args__ = (Index("ix_refresh_session_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(SESSION_ID_MAX), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_refresh_session_user_id")
+    )
+    current_jti: Mapped[str] = mapped_column(String(JTI_MAX))
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+# The Core tables the repositories query.
+user_account = cast(Table, UserAccountRow.__table__)
+patient = cast(Table, PatientRow.__table__)
+doctor = cast(Table, DoctorRow.__table__)
+patient_doctor = cast(Table, PatientDoctorRow.__table__)
+refresh_session = cast(Table, RefreshSessionRow.__table__)
+
+__all__ = [
+    "DoctorRow",
+    "PatientDoctorRow",
+    "PatientRow",
+    "RefreshSessionRow",
+    "UserAccountRow",
+    "doctor",
+    "metadata",
+    "patient",
+    "patient_doctor",
+    "refresh_session",
+    "user_account",
+]

@@ -1,0 +1,77 @@
+"""The migrations: up, down and up again on fresh databases; and no drift from the models."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, inspect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from healthcare.adapters.persistence.sqlalchemy import current, downgrade, upgrade
+from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
+from healthcare.adapters.persistence.sqlalchemy.tables import metadata
+
+TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
+
+
+@pytest.fixture
+def throwaway_postgres_url(postgres_admin: Engine) -> Iterator[str]:
+    """A database of its own, so going down to base leaves the shared one alone."""
+    name = f"healthcare_migrations_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield make_url(postgres_admin.url).set(database=name).render_as_string(hide_password=False)
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
+    url: str = request.getfixturevalue("throwaway_postgres_url")
+    return url
+
+
+async def tables_of(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+    return set(names) - {"alembic_version"}
+
+
+def test_upgrade_downgrade_and_upgrade_again(fresh_url: str) -> None:
+    assert current(fresh_url) is None
+    upgrade(fresh_url)
+    assert current(fresh_url) == "0001"
+    assert asyncio.run(tables_of(fresh_url)) == TABLES
+    downgrade(fresh_url, "base")
+    assert current(fresh_url) is None
+    assert asyncio.run(tables_of(fresh_url)) == set()
+    upgrade(fresh_url)
+    assert current(fresh_url) == "0001"
+
+
+async def test_schema_lists_exactly_the_model_tables(database_url: str) -> None:
+    assert await tables_of(database_url) == TABLES
+
+
+def _drift(connection: Connection) -> Any:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, metadata)
+
+
+async def test_migrations_match_the_models(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        drift = await connection.run_sync(_drift)
+    assert drift == []

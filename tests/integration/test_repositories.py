@@ -1,0 +1,465 @@
+"""Every repository method through the SQLAlchemy unit of work, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
+from healthcare.application.paging import PageRequest
+from healthcare.application.ports import UnitOfWork
+from healthcare.domain.entities import (
+    Doctor,
+    DoctorData,
+    Gender,
+    NewUser,
+    Patient,
+    PatientData,
+    RefreshSession,
+    User,
+)
+from healthcare.domain.errors import Conflict, NotFound
+
+# Typed as the port, so mypy checks that the adapter implements it.
+UowFactory = Callable[[], UnitOfWork]
+
+
+def unique(prefix: str = "user") -> str:
+    # One database serves the whole session (and earlier runs, for SQLite files kept
+    # around): names must never repeat.
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def new_uow(session_factory: async_sessionmaker[AsyncSession]) -> UowFactory:
+    return lambda: SqlAlchemyUnitOfWork(session_factory)
+
+
+async def add_user(new_uow: UowFactory, username: str | None = None) -> User:
+    username = username or unique()
+    async with new_uow() as uow:
+        user = await uow.users.add(NewUser(username, f"{username}@example.org", "hash"))
+        await uow.commit()
+    return user
+
+
+def patient_data(name: str = "Ada", **changes: object) -> PatientData:
+    values: dict[str, object] = {
+        "name": name,
+        "age": 36,
+        "gender": Gender.FEMALE,
+        "phone": "+44 20 7946 0000",
+        "email": "ada@example.org",
+        "address": "12 St James's Square, London",
+        "notes": "Allergic to nothing.",
+    }
+    return PatientData(**{**values, **changes})  # type: ignore[arg-type]
+
+
+async def add_patient(new_uow: UowFactory, owner: User, name: str = "Ada") -> Patient:
+    async with new_uow() as uow:
+        patient = await uow.patients.add(owner.id, patient_data(name))
+        await uow.commit()
+    return patient
+
+
+async def add_doctor(new_uow: UowFactory, creator: User, name: str = "Dr Who") -> Doctor:
+    async with new_uow() as uow:
+        doctor = await uow.doctors.add(creator.id, DoctorData(name, "Cardiology"))
+        await uow.commit()
+    return doctor
+
+
+# Users ----------------------------------------------------------------------------------
+
+
+async def test_user_add_get_and_find_by_login(new_uow: UowFactory) -> None:
+    name = unique("Grace")
+    async with new_uow() as uow:
+        user = await uow.users.add(
+            NewUser(name, f"{name}@Example.org", "h4sh", is_staff=True, is_superuser=False)
+        )
+        await uow.commit()
+    assert user.id > 0
+    assert (user.username, user.email, user.password_hash) == (name, f"{name}@Example.org", "h4sh")
+    assert user.is_active and user.is_staff and not user.is_superuser
+    assert user.date_joined.tzinfo is not None
+    assert user.date_joined == user.updated_at
+
+    async with new_uow() as uow:
+        assert await uow.users.get(user.id) == user
+        assert await uow.users.find_by_login(name.upper()) == user
+        assert await uow.users.find_by_login(f"{name}@EXAMPLE.ORG".lower()) == user
+        assert await uow.users.find_by_login(unique("nobody")) is None
+        assert await uow.users.get(10**12) is None
+
+
+async def test_username_is_unique_case_insensitively_even_beyond_ascii(
+    new_uow: UowFactory,
+) -> None:
+    suffix = uuid.uuid4().hex[:12]
+    first = await add_user(new_uow, f"Élodie-{suffix}")
+    async with new_uow() as uow:
+        with pytest.raises(Conflict) as raised:
+            await uow.users.add(NewUser(f"élodie-{suffix}", f"other-{suffix}@example.org", "h"))
+        assert raised.value.field == "username"
+        # The savepoint kept the transaction usable.
+        assert await uow.users.find_by_login(f"ÉLODIE-{suffix}") == first
+        later = await uow.users.add(NewUser(f"later-{suffix}", f"later-{suffix}@x.org", "h"))
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.users.get(later.id) == later
+
+
+async def test_email_is_unique_case_insensitively(new_uow: UowFactory) -> None:
+    first = await add_user(new_uow)
+    async with new_uow() as uow:
+        with pytest.raises(Conflict) as raised:
+            await uow.users.add(NewUser(unique(), first.email.upper(), "h"))
+    assert raised.value.field == "email"
+
+
+async def test_racing_registrations_of_one_username_give_one_conflict(
+    new_uow: UowFactory,
+) -> None:
+    name = unique()
+
+    async def register(email: str) -> User:
+        async with new_uow() as uow:
+            await uow.users.find_by_login(name)  # read first, as the use cases do
+            user = await uow.users.add(NewUser(name, email, "h"))
+            await uow.commit()
+        return user
+
+    results = await asyncio.gather(
+        register(f"a-{name}@example.org"),
+        register(f"b-{name}@example.org"),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "User"]
+
+
+# Patients -------------------------------------------------------------------------------
+
+
+async def test_patient_lifecycle_is_scoped_to_its_owner(new_uow: UowFactory) -> None:
+    owner, stranger = await add_user(new_uow), await add_user(new_uow)
+    patient = await add_patient(new_uow, owner)
+    assert patient.created_by == owner.id
+    assert patient.gender is Gender.FEMALE
+    assert (patient.name, patient.age, patient.notes) == ("Ada", 36, "Allergic to nothing.")
+    assert patient.created_at == patient.updated_at
+
+    changed = patient_data("Ada Lovelace", age=37, gender=Gender.UNKNOWN, phone=None, notes=None)
+    async with new_uow() as uow:
+        assert await uow.patients.get(owner.id, patient.id) == patient
+        assert await uow.patients.get(stranger.id, patient.id) is None
+        assert await uow.patients.update(stranger.id, patient.id, changed) is None
+        assert await uow.patients.delete(stranger.id, patient.id) is False
+        updated = await uow.patients.update(owner.id, patient.id, changed)
+        await uow.commit()
+    assert updated is not None
+    assert updated == replace(patient, updated_at=updated.updated_at, **asdict(changed))
+    assert updated.updated_at > patient.updated_at
+
+    async with new_uow() as uow:
+        assert await uow.patients.get(owner.id, patient.id) == updated
+        assert await uow.patients.update(owner.id, 10**12, changed) is None
+        assert await uow.patients.delete(owner.id, patient.id) is True
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.patients.get(owner.id, patient.id) is None
+        assert await uow.patients.delete(owner.id, patient.id) is False
+
+
+async def test_patient_list_pages_the_owners_patients_in_id_order(new_uow: UowFactory) -> None:
+    owner, stranger, loner = [await add_user(new_uow) for _ in range(3)]
+    mine = [await add_patient(new_uow, owner, f"P{i}") for i in range(5)]
+    await add_patient(new_uow, stranger, "Not yours")
+
+    async with new_uow() as uow:
+        everything = await uow.patients.list(owner.id, PageRequest())
+        first = await uow.patients.list(owner.id, PageRequest(limit=2))
+        last = await uow.patients.list(owner.id, PageRequest(limit=2, offset=4))
+        beyond = await uow.patients.list(owner.id, PageRequest(limit=2, offset=10))
+        none = await uow.patients.list(loner.id, PageRequest())
+    assert list(everything.items) == mine
+    assert everything.total == 5
+    assert [p.id for p in first.items] == [mine[0].id, mine[1].id]
+    assert first.total == 5
+    assert [p.id for p in last.items] == [mine[4].id]
+    assert last.total == 5
+    assert (list(beyond.items), beyond.total) == ([], 5)
+    assert (list(none.items), none.total) == ([], 0)
+
+
+# Doctors --------------------------------------------------------------------------------
+
+
+async def test_doctor_lifecycle(new_uow: UowFactory) -> None:
+    creator = await add_user(new_uow)
+    async with new_uow() as uow:
+        doctor = await uow.doctors.add(
+            creator.id, DoctorData("Dr Quinn", "Medicine", "quinn@x.org", "5")
+        )
+        await uow.commit()
+    assert (doctor.created_by, doctor.created_at) == (creator.id, doctor.updated_at)
+    assert doctor.name == "Dr Quinn"
+    assert (doctor.specialization, doctor.email, doctor.phone) == ("Medicine", "quinn@x.org", "5")
+
+    async with new_uow() as uow:
+        assert await uow.doctors.get(doctor.id) == doctor
+        updated = await uow.doctors.update(doctor.id, DoctorData("Dr M. Quinn", "Frontier"))
+        assert await uow.doctors.update(10**12, DoctorData("x", "y")) is None
+        await uow.commit()
+    assert updated is not None
+    expected = replace(doctor, name="Dr M. Quinn", specialization="Frontier", email=None)
+    assert updated == replace(expected, phone=None, updated_at=updated.updated_at)
+    assert updated.updated_at > doctor.updated_at
+
+    async with new_uow() as uow:
+        assert await uow.doctors.get(doctor.id) == updated
+        assert await uow.doctors.delete(doctor.id) is True
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.doctors.get(doctor.id) is None
+        assert await uow.doctors.delete(doctor.id) is False
+
+
+async def test_doctor_list_is_shared_and_paged(new_uow: UowFactory) -> None:
+    creator, other = await add_user(new_uow), await add_user(new_uow)
+    ours = [await add_doctor(new_uow, creator), await add_doctor(new_uow, other)]
+    async with new_uow() as uow:
+        total = (await uow.doctors.list(PageRequest(limit=1))).total
+        head = await uow.doctors.list(PageRequest(limit=50))
+        # Other tests add doctors too, but none after ours by now: ours have the last ids.
+        tail = await uow.doctors.list(PageRequest(limit=5, offset=total - 2))
+        beyond = await uow.doctors.list(PageRequest(limit=5, offset=total))
+    ids = [d.id for d in head.items]
+    assert ids == sorted(ids)
+    assert (len(head.items), head.total) == (min(total, 50), total)
+    assert (list(tail.items), tail.total) == (ours, total)
+    assert (list(beyond.items), beyond.total) == ([], total)
+
+
+# Mappings -------------------------------------------------------------------------------
+
+
+async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
+    owner, stranger = await add_user(new_uow), await add_user(new_uow)
+    patient, other_patient = await add_patient(new_uow, owner), await add_patient(new_uow, owner)
+    doctors = [await add_doctor(new_uow, stranger, f"Dr {i}") for i in range(3)]
+
+    async with new_uow() as uow:
+        first = await uow.mappings.add(patient.id, doctors[0].id)
+        second = await uow.mappings.add(patient.id, doctors[1].id)
+        third = await uow.mappings.add(other_patient.id, doctors[2].id)
+        await uow.commit()
+    assert (first.patient_id, first.doctor) == (patient.id, doctors[0])
+    assert first.created_at == first.updated_at
+
+    async with new_uow() as uow:
+        assert await uow.mappings.get(owner.id, first.id) == first
+        assert await uow.mappings.get(stranger.id, first.id) is None
+        by_owner = await uow.mappings.list_for_owner(owner.id, PageRequest())
+        by_owner_page = await uow.mappings.list_for_owner(owner.id, PageRequest(1, 1))
+        for_stranger = await uow.mappings.list_for_owner(stranger.id, PageRequest())
+        by_patient = await uow.mappings.list_for_patient(patient.id, PageRequest())
+        past_end = await uow.mappings.list_for_patient(patient.id, PageRequest(offset=2))
+        its_doctors = await uow.mappings.doctors_of_patient(patient.id, PageRequest())
+        its_second = await uow.mappings.doctors_of_patient(patient.id, PageRequest(1, 1))
+        doctors_past_end = await uow.mappings.doctors_of_patient(patient.id, PageRequest(1, 9))
+    assert (list(by_owner.items), by_owner.total) == ([first, second, third], 3)
+    assert (list(by_owner_page.items), by_owner_page.total) == ([second], 3)
+    assert (list(for_stranger.items), for_stranger.total) == ([], 0)
+    assert (list(by_patient.items), by_patient.total) == ([first, second], 2)
+    assert (list(past_end.items), past_end.total) == ([], 2)
+    assert (list(its_doctors.items), its_doctors.total) == (doctors[:2], 2)
+    assert (list(its_second.items), its_second.total) == ([doctors[1]], 2)
+    assert (list(doctors_past_end.items), doctors_past_end.total) == ([], 2)
+
+    async with new_uow() as uow:
+        assert await uow.mappings.delete(first.id) is True
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.mappings.delete(first.id) is False
+        assert await uow.mappings.get(owner.id, first.id) is None
+        remaining = await uow.mappings.list_for_patient(patient.id, PageRequest())
+    assert list(remaining.items) == [second]
+
+
+async def test_duplicate_mapping_is_a_conflict_and_the_uow_survives_it(
+    new_uow: UowFactory,
+) -> None:
+    owner = await add_user(new_uow)
+    patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
+    other_doctor = await add_doctor(new_uow, owner)
+    async with new_uow() as uow:
+        await uow.mappings.add(patient.id, doctor.id)
+        with pytest.raises(Conflict, match="already assigned"):
+            await uow.mappings.add(patient.id, doctor.id)
+        await uow.mappings.add(patient.id, other_doctor.id)
+        await uow.commit()
+    async with new_uow() as uow:
+        page = await uow.mappings.doctors_of_patient(patient.id, PageRequest())
+    assert list(page.items) == [doctor, other_doctor]
+
+
+async def test_mapping_to_a_vanished_doctor_or_patient_is_not_found(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
+    async with new_uow() as uow:
+        with pytest.raises(NotFound) as no_doctor:
+            await uow.mappings.add(patient.id, 10**12)
+        with pytest.raises(NotFound) as no_patient:
+            await uow.mappings.add(10**12, doctor.id)
+        # Still usable afterwards.
+        assert (await uow.mappings.add(patient.id, doctor.id)).doctor == doctor
+    assert (no_doctor.value.resource, no_doctor.value.identifier) == ("Doctor", 10**12)
+    assert (no_patient.value.resource, no_patient.value.identifier) == ("Patient", 10**12)
+
+
+async def test_deleting_a_patient_or_doctor_removes_its_mappings(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    patient, kept_patient = await add_patient(new_uow, owner), await add_patient(new_uow, owner)
+    doctor, kept_doctor = await add_doctor(new_uow, owner), await add_doctor(new_uow, owner)
+    async with new_uow() as uow:
+        gone_with_patient = await uow.mappings.add(patient.id, kept_doctor.id)
+        gone_with_doctor = await uow.mappings.add(kept_patient.id, doctor.id)
+        kept = await uow.mappings.add(kept_patient.id, kept_doctor.id)
+        await uow.commit()
+
+    async with new_uow() as uow:
+        assert await uow.patients.delete(owner.id, patient.id)
+        assert await uow.doctors.delete(doctor.id)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.mappings.get(owner.id, gone_with_patient.id) is None
+        assert await uow.mappings.get(owner.id, gone_with_doctor.id) is None
+        remaining = await uow.mappings.list_for_owner(owner.id, PageRequest())
+    assert (list(remaining.items), remaining.total) == ([kept], 1)
+
+
+async def test_racing_assignments_of_one_pair_give_one_conflict(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
+
+    async def assign() -> object:
+        async with new_uow() as uow:
+            # Read first, as AssignDoctorToPatient does.
+            assert await uow.patients.get(owner.id, patient.id) is not None
+            assert await uow.doctors.get(doctor.id) is not None
+            mapping = await uow.mappings.add(patient.id, doctor.id)
+            await uow.commit()
+        return mapping
+
+    results = await asyncio.gather(assign(), assign(), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Mapping"]
+    async with new_uow() as uow:
+        assert (await uow.mappings.list_for_patient(patient.id, PageRequest())).total == 1
+
+
+# Unit of work ---------------------------------------------------------------------------
+
+
+async def test_nothing_is_kept_without_commit(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    uow = new_uow()
+    async with uow:
+        await uow.patients.add(owner.id, patient_data("Left uncommitted"))
+    async with uow:  # the same instance may be entered again
+        await uow.patients.add(owner.id, patient_data("Rolled back"))
+        await uow.rollback()
+        kept = await uow.patients.add(owner.id, patient_data("Kept"))
+        await uow.commit()
+
+    async def fail() -> None:
+        async with uow:
+            await uow.patients.add(owner.id, patient_data("Failed"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail()
+    async with uow:
+        page = await uow.patients.list(owner.id, PageRequest())
+    # (Compared whole, not by id: SQLite may hand a rolled-back id out again.)
+    assert (list(page.items), page.total) == ([kept], 1)
+
+
+async def test_one_instance_cannot_be_entered_twice_at_once(new_uow: UowFactory) -> None:
+    uow = new_uow()
+    async with uow:
+        with pytest.raises(RuntimeError, match="already in use"):
+            await uow.__aenter__()
+
+
+# Refresh sessions -----------------------------------------------------------------------
+
+
+async def test_refresh_session_rotation_and_revocation(new_uow: UowFactory) -> None:
+    user = await add_user(new_uow)
+    created = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+    session = RefreshSession(uuid.uuid4().hex, user.id, "jti-1", created)
+    async with new_uow() as uow:
+        await uow.refresh_sessions.add(session)
+        await uow.commit()
+
+    async with new_uow() as uow:
+        assert await uow.refresh_sessions.get(session.id) == session
+        assert await uow.refresh_sessions.get(uuid.uuid4().hex) is None
+        assert await uow.refresh_sessions.rotate(session.id, "jti-1", "jti-2") is True
+        assert await uow.refresh_sessions.rotate(session.id, "jti-1", "jti-3") is False  # stale
+        assert await uow.refresh_sessions.rotate(uuid.uuid4().hex, "jti-2", "jti-3") is False
+        await uow.commit()
+    async with new_uow() as uow:
+        rotated = await uow.refresh_sessions.get(session.id)
+    assert rotated == RefreshSession(session.id, user.id, "jti-2", created)
+
+    revoked_at = datetime(2025, 5, 2, tzinfo=UTC)
+    async with new_uow() as uow:
+        await uow.refresh_sessions.revoke(session.id, revoked_at)
+        await uow.refresh_sessions.revoke(session.id, datetime(2025, 5, 3, tzinfo=UTC))
+        assert await uow.refresh_sessions.rotate(session.id, "jti-2", "jti-3") is False
+        await uow.commit()
+    async with new_uow() as uow:
+        revoked = await uow.refresh_sessions.get(session.id)
+    assert revoked is not None
+    assert (revoked.current_jti, revoked.revoked_at) == ("jti-2", revoked_at)  # first revoke wins
+
+
+async def test_racing_rotations_have_exactly_one_winner(new_uow: UowFactory) -> None:
+    user = await add_user(new_uow)
+    session = RefreshSession(uuid.uuid4().hex, user.id, "spent", datetime.now(UTC))
+    async with new_uow() as uow:
+        await uow.refresh_sessions.add(session)
+        await uow.commit()
+
+    async def refresh(next_jti: str) -> bool:
+        async with new_uow() as uow:
+            # Read first, as RefreshTokens does; both present the same spent token.
+            assert await uow.refresh_sessions.get(session.id) is not None
+            rotated = await uow.refresh_sessions.rotate(session.id, "spent", next_jti)
+            await uow.commit()
+        return rotated
+
+    results = await asyncio.gather(refresh("a"), refresh("b"))
+    assert sorted(results) == [False, True]
+
+
+async def test_find_by_login_prefers_the_owner_of_an_email(new_uow: UowFactory) -> None:
+    address = f"{unique('victim')}@example.org"
+    async with new_uow() as uow:
+        # Registered first, with a username that is someone else's address.
+        squatter = await uow.users.add(NewUser(address.upper(), f"{unique()}@x.org", "h"))
+        owner = await uow.users.add(NewUser(unique("owner"), address, "h"))
+        await uow.commit()
+    async with new_uow() as uow:
+        found = await uow.users.find_by_login(address)
+    assert found is not None
+    assert found.id == owner.id != squatter.id
