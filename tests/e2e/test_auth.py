@@ -57,6 +57,7 @@ async def test_username_and_email_are_unique_regardless_of_case(client: Client) 
         ({"username": "ab"}, ["username"]),
         ({"username": "has space"}, ["username"]),
         ({"username": "x" * 151}, ["username"]),
+        ({"username": "\ufdfa" * 150}, ["username"]),  # NFKC grows it 18-fold
         ({"email": "not-an-email"}, ["email"]),
         ({"username": 42}, ["username"]),
         ({"is_staff": True}, ["is_staff"]),

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
 class FieldProblem(msgspec.Struct, frozen=True):
@@ -124,6 +125,8 @@ def _field_problem(item: dict[str, Any]) -> FieldProblem:
     field = str(item.get("key") or "body")
     if unknown := _UNKNOWN_FIELD.search(message):
         return FieldProblem(unknown.group(1), "is not a known field")
+    if missing := _MISSING_FIELD.search(message):
+        return FieldProblem(missing.group(1), "is required")
     if field == "data":
         field = "body"
     return FieldProblem(field, message)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from healthcare.application.auth import (
@@ -27,7 +29,9 @@ TAGS = ["auth"]
 
 
 @post(["/api/auth/register", "/api/register"], summary="Create an account", tags=TAGS)
-async def register(data: RegisterIn, register_user: RegisterUser) -> UserOut:
+async def register(
+    data: JSONBody[RegisterIn], register_user: NamedDependency[RegisterUser]
+) -> UserOut:
     user = await register_user(data.username, data.email, data.password)
     return UserOut.of(user)
 
@@ -38,7 +42,7 @@ async def register(data: RegisterIn, register_user: RegisterUser) -> UserOut:
     summary="Sign in with the username (or email) and password",
     tags=TAGS,
 )
-async def login(data: LoginIn, login_user: Login) -> TokenPairOut:
+async def login(data: JSONBody[LoginIn], login_user: NamedDependency[Login]) -> TokenPairOut:
     identifier = data.username if data.username is not None else data.email
     if identifier is None:
         raise InvalidInput.single("username", "is required (the username or the email)")
@@ -52,7 +56,9 @@ async def login(data: LoginIn, login_user: Login) -> TokenPairOut:
     summary="Spend a refresh token for a new pair",
     tags=TAGS,
 )
-async def refresh(data: RefreshIn, refresh_tokens: RefreshTokens) -> TokenPairOut:
+async def refresh(
+    data: JSONBody[RefreshIn], refresh_tokens: NamedDependency[RefreshTokens]
+) -> TokenPairOut:
     pair = await refresh_tokens(data.refresh)
     return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
 
@@ -64,12 +70,18 @@ async def refresh(data: RefreshIn, refresh_tokens: RefreshTokens) -> TokenPairOu
     summary="Revoke the refresh chain of a login",
     tags=TAGS,
 )
-async def logout(data: RefreshIn, principal: Principal, logout_user: Logout) -> None:
+async def logout(
+    data: JSONBody[RefreshIn],
+    principal: NamedDependency[Principal],
+    logout_user: NamedDependency[Logout],
+) -> None:
     await logout_user(principal, data.refresh)
 
 
 @get("/api/auth/me", security=BEARER, summary="The signed-in user", tags=TAGS)
-async def me(principal: Principal, get_current_user: GetCurrentUser) -> UserOut:
+async def me(
+    principal: NamedDependency[Principal], get_current_user: NamedDependency[GetCurrentUser]
+) -> UserOut:
     return UserOut.of(await get_current_user(principal))
 
 

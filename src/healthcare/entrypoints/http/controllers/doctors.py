@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
 
 from healthcare.application.doctors import (
     CreateDoctor,
@@ -30,7 +31,10 @@ class DoctorController(Controller):
 
     @post("/", summary="Add a doctor to the directory")
     async def create(
-        self, data: DoctorIn, principal: Principal, create_doctor: CreateDoctor
+        self,
+        data: JSONBody[DoctorIn],
+        principal: NamedDependency[Principal],
+        create_doctor: NamedDependency[CreateDoctor],
     ) -> DoctorOut:
         return DoctorOut.of(await create_doctor(principal, data.to_domain()))
 
@@ -38,16 +42,19 @@ class DoctorController(Controller):
     async def index(
         self,
         request: Request[Any, Any, Any],
-        principal: Principal,
-        page_request: PageRequest,
-        list_doctors: ListDoctors,
+        principal: NamedDependency[Principal],
+        page_request: NamedDependency[PageRequest],
+        list_doctors: NamedDependency[ListDoctors],
     ) -> Response[list[DoctorOut]]:
         page = await list_doctors(principal, page_request)
         return paged_response(request, page, page_request, DoctorOut.of)
 
     @get("/{doctor_id:int}", summary="One doctor")
     async def show(
-        self, doctor_id: DoctorId, principal: Principal, get_doctor: GetDoctor
+        self,
+        doctor_id: DoctorId,
+        principal: NamedDependency[Principal],
+        get_doctor: NamedDependency[GetDoctor],
     ) -> DoctorOut:
         return DoctorOut.of(await get_doctor(principal, doctor_id))
 
@@ -55,14 +62,17 @@ class DoctorController(Controller):
     async def replace(
         self,
         doctor_id: DoctorId,
-        data: DoctorIn,
-        principal: Principal,
-        update_doctor: UpdateDoctor,
+        data: JSONBody[DoctorIn],
+        principal: NamedDependency[Principal],
+        update_doctor: NamedDependency[UpdateDoctor],
     ) -> DoctorOut:
         return DoctorOut.of(await update_doctor(principal, doctor_id, data.to_domain()))
 
     @delete("/{doctor_id:int}", summary="Delete a doctor and its mappings (creator or admin)")
     async def remove(
-        self, doctor_id: DoctorId, principal: Principal, delete_doctor: DeleteDoctor
+        self,
+        doctor_id: DoctorId,
+        principal: NamedDependency[Principal],
+        delete_doctor: NamedDependency[DeleteDoctor],
     ) -> None:
         await delete_doctor(principal, doctor_id)

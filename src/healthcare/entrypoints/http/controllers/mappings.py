@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
 
 from healthcare.application.mappings import (
     AssignDoctorToPatient,
@@ -34,7 +35,10 @@ class MappingController(Controller):
 
     @post("/", summary="Assign a doctor to one of the caller's patients")
     async def create(
-        self, data: MappingIn, principal: Principal, assign_doctor: AssignDoctorToPatient
+        self,
+        data: JSONBody[MappingIn],
+        principal: NamedDependency[Principal],
+        assign_doctor: NamedDependency[AssignDoctorToPatient],
     ) -> MappingOut:
         return MappingOut.of(await assign_doctor(principal, data.patient, data.doctor))
 
@@ -42,9 +46,9 @@ class MappingController(Controller):
     async def index(
         self,
         request: Request[Any, Any, Any],
-        principal: Principal,
-        page_request: PageRequest,
-        list_mappings: ListMappings,
+        principal: NamedDependency[Principal],
+        page_request: NamedDependency[PageRequest],
+        list_mappings: NamedDependency[ListMappings],
     ) -> Response[list[MappingOut]]:
         page = await list_mappings(principal, page_request)
         return paged_response(request, page, page_request, MappingOut.of)
@@ -58,15 +62,18 @@ class MappingController(Controller):
         self,
         request: Request[Any, Any, Any],
         item_id: ItemId,
-        principal: Principal,
-        page_request: PageRequest,
-        list_patient_mappings: ListPatientMappings,
+        principal: NamedDependency[Principal],
+        page_request: NamedDependency[PageRequest],
+        list_patient_mappings: NamedDependency[ListPatientMappings],
     ) -> Response[list[MappingOut]]:
         page = await list_patient_mappings(principal, item_id, page_request)
         return paged_response(request, page, page_request, MappingOut.of)
 
     @delete("/{item_id:int}", summary="Delete a mapping (by mapping id)")
     async def remove(
-        self, item_id: ItemId, principal: Principal, unassign_doctor: UnassignDoctor
+        self,
+        item_id: ItemId,
+        principal: NamedDependency[Principal],
+        unassign_doctor: NamedDependency[UnassignDoctor],
     ) -> None:
         await unassign_doctor(principal, item_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
 
 from healthcare.application.mappings import ListPatientDoctors
 from healthcare.application.paging import PageRequest
@@ -31,7 +32,10 @@ class PatientController(Controller):
 
     @post("/", summary="Add a patient, owned by the caller")
     async def create(
-        self, data: PatientIn, principal: Principal, create_patient: CreatePatient
+        self,
+        data: JSONBody[PatientIn],
+        principal: NamedDependency[Principal],
+        create_patient: NamedDependency[CreatePatient],
     ) -> PatientOut:
         return PatientOut.of(await create_patient(principal, data.to_domain()))
 
@@ -39,16 +43,19 @@ class PatientController(Controller):
     async def index(
         self,
         request: Request[Any, Any, Any],
-        principal: Principal,
-        page_request: PageRequest,
-        list_patients: ListPatients,
+        principal: NamedDependency[Principal],
+        page_request: NamedDependency[PageRequest],
+        list_patients: NamedDependency[ListPatients],
     ) -> Response[list[PatientOut]]:
         page = await list_patients(principal, page_request)
         return paged_response(request, page, page_request, PatientOut.of)
 
     @get("/{patient_id:int}", summary="One of the caller's patients")
     async def show(
-        self, patient_id: PatientId, principal: Principal, get_patient: GetPatient
+        self,
+        patient_id: PatientId,
+        principal: NamedDependency[Principal],
+        get_patient: NamedDependency[GetPatient],
     ) -> PatientOut:
         return PatientOut.of(await get_patient(principal, patient_id))
 
@@ -56,15 +63,18 @@ class PatientController(Controller):
     async def replace(
         self,
         patient_id: PatientId,
-        data: PatientIn,
-        principal: Principal,
-        update_patient: UpdatePatient,
+        data: JSONBody[PatientIn],
+        principal: NamedDependency[Principal],
+        update_patient: NamedDependency[UpdatePatient],
     ) -> PatientOut:
         return PatientOut.of(await update_patient(principal, patient_id, data.to_domain()))
 
     @delete("/{patient_id:int}", summary="Delete one of the caller's patients and its mappings")
     async def remove(
-        self, patient_id: PatientId, principal: Principal, delete_patient: DeletePatient
+        self,
+        patient_id: PatientId,
+        principal: NamedDependency[Principal],
+        delete_patient: NamedDependency[DeletePatient],
     ) -> None:
         await delete_patient(principal, patient_id)
 
@@ -77,9 +87,9 @@ class PatientController(Controller):
         self,
         request: Request[Any, Any, Any],
         patient_id: PatientId,
-        principal: Principal,
-        page_request: PageRequest,
-        list_patient_doctors: ListPatientDoctors,
+        principal: NamedDependency[Principal],
+        page_request: NamedDependency[PageRequest],
+        list_patient_doctors: NamedDependency[ListPatientDoctors],
     ) -> Response[list[DoctorOut]]:
         page = await list_patient_doctors(principal, patient_id, page_request)
         return paged_response(request, page, page_request, DoctorOut.of)
