@@ -166,3 +166,17 @@ async def test_oversized_body_is_413(client: Client, alice: Account) -> None:
         "/api/patients/", headers=alice.headers, json={**PATIENT, "notes": "x" * (1024 * 1024 + 10)}
     )
     assert_problem(response, 413)
+
+
+async def test_every_bad_field_is_reported_at_once(client: Client, alice: Account) -> None:
+    body = {"name": "", "age": 200, "gender": "robot", "email": "nope", "phone": "1" * 40}
+    response = await client.post("/api/patients/", json=body, headers=alice.headers)
+    assert_problem(response, 400, "name", "age", "gender", "email", "phone")
+
+
+async def test_huge_numbers_are_400_not_500(client: Client, alice: Account) -> None:
+    for age in (10**30, -(10**30)):
+        response = await client.post(
+            "/api/patients/", json={**PATIENT, "age": age}, headers=alice.headers
+        )
+        assert_problem(response, 400, "age")

@@ -57,6 +57,10 @@ async def test_openapi_describes_every_route(client: Client) -> None:
     assert "requestBody" in create and "201" in create["responses"]
     assert create["security"] == [{"BearerToken": []}]
     assert "security" not in document["paths"]["/api/auth/login"]["post"]
+    patient_in = document["components"]["schemas"]["PatientIn"]["properties"]
+    assert patient_in["name"]["minLength"] == 1
+    assert patient_in["name"]["maxLength"] == 255
+    assert (patient_in["age"]["minimum"], patient_in["age"]["maximum"]) == (0, 150)
     assert (await client.get("/schema")).status_code == 200
 
 

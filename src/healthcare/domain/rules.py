@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from healthcare.domain.entities import DoctorData, PatientData
+from healthcare.domain.entities import DoctorData, Gender, PatientData
 from healthcare.domain.errors import FieldError, InvalidInput
 
 USERNAME_MIN, USERNAME_MAX = 3, 150
@@ -92,7 +92,36 @@ def _text_errors(
     return []
 
 
+def parse_patient(
+    *,
+    name: str,
+    age: int,
+    gender: str,
+    phone: str | None = None,
+    email: str | None = None,
+    address: str | None = None,
+    notes: str | None = None,
+) -> PatientData:
+    """Build patient data from raw input, reporting every bad field at once."""
+    errors: list[FieldError] = []
+    try:
+        parsed_gender = Gender.parse(gender)
+    except InvalidInput as error:
+        errors += error.errors
+        parsed_gender = Gender.UNKNOWN  # stands in so the other fields can be checked too
+    data = PatientData(name, age, parsed_gender, phone, email, address, notes)
+    errors += _patient_errors(data)
+    if errors:
+        raise InvalidInput(errors)
+    return data
+
+
 def validate_patient(data: PatientData) -> None:
+    if errors := _patient_errors(data):
+        raise InvalidInput(errors)
+
+
+def _patient_errors(data: PatientData) -> list[FieldError]:
     errors = _text_errors("name", data.name, NAME_MAX, required=True)
     if not AGE_MIN <= data.age <= AGE_MAX:
         errors.append(FieldError("age", f"must be between {AGE_MIN} and {AGE_MAX}"))
@@ -101,8 +130,7 @@ def validate_patient(data: PatientData) -> None:
         errors += email_errors(data.email)
     errors += _text_errors("address", data.address, ADDRESS_MAX, required=False)
     errors += _text_errors("notes", data.notes, NOTES_MAX, required=False)
-    if errors:
-        raise InvalidInput(errors)
+    return errors
 
 
 def validate_doctor(data: DoctorData) -> None:

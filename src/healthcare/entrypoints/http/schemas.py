@@ -15,7 +15,6 @@ from healthcare.domain import rules
 from healthcare.domain.entities import (
     Doctor,
     DoctorData,
-    Gender,
     Mapping,
     Patient,
     PatientData,
@@ -25,10 +24,23 @@ from healthcare.domain.entities import (
 MAX_ID = 2**63 - 1  # BIGINT; larger ids cannot exist and must not reach the driver
 
 Id = Annotated[int, msgspec.Meta(gt=0, le=MAX_ID, description="A positive integer id")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.NAME_MAX)]
-OptionalEmail = Annotated[str, msgspec.Meta(max_length=rules.EMAIL_MAX)] | None
-OptionalPhone = Annotated[str, msgspec.Meta(max_length=rules.PHONE_MAX)] | None
 GenderName = Literal["Male", "Female", "Other", "Unknown"]
+
+
+def documented(description: str | None = None, **constraints: object) -> msgspec.Meta:
+    """Constraints shown in OpenAPI but enforced by the domain's rules, not by msgspec.
+
+    msgspec stops at the first bad field; the rules report every bad field at once.
+    """
+    schema: dict[str, object] = {"extra": constraints}
+    if description:
+        schema["description"] = description
+    return msgspec.Meta(extra_json_schema=schema)
+
+
+Name = Annotated[str, documented(min_length=1, max_length=rules.NAME_MAX)]
+OptionalEmail = Annotated[str | None, documented("An email address", max_length=rules.EMAIL_MAX)]
+OptionalPhone = Annotated[str | None, documented(max_length=rules.PHONE_MAX)]
 
 
 class _In(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,19 +53,18 @@ class _In(msgspec.Struct, forbid_unknown_fields=True):
 class RegisterIn(_In):
     username: Annotated[
         str,
-        msgspec.Meta(
+        documented(
+            "Letters, digits and @.+-_; unique regardless of case",
             min_length=rules.USERNAME_MIN,
             max_length=rules.USERNAME_MAX,
-            description="Letters, digits and @.+-_; unique regardless of case",
         ),
     ]
-    email: Annotated[str, msgspec.Meta(max_length=rules.EMAIL_MAX)]
+    email: Annotated[str, documented("An email address", max_length=rules.EMAIL_MAX)]
     password: Annotated[
         str,
-        msgspec.Meta(
+        documented(
+            "At least 8 characters, at most 72 bytes in UTF-8, not all digits, not the username",
             min_length=rules.PASSWORD_MIN_CHARS,
-            description="At least 8 characters, at most 72 bytes in UTF-8, not all digits, "
-            "not the username",
         ),
     ]
 
@@ -92,20 +103,18 @@ class TokenPairOut(msgspec.Struct, frozen=True):
 
 class PatientIn(_In):
     name: Name
-    age: Annotated[int, msgspec.Meta(ge=rules.AGE_MIN, le=rules.AGE_MAX)]
-    gender: Annotated[
-        str, msgspec.Meta(max_length=16, description="Male, Female, Other or Unknown, any case")
-    ]
+    age: Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)]
+    gender: Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")]
     phone: OptionalPhone = None
     email: OptionalEmail = None
-    address: Annotated[str, msgspec.Meta(max_length=rules.ADDRESS_MAX)] | None = None
-    notes: Annotated[str, msgspec.Meta(max_length=rules.NOTES_MAX)] | None = None
+    address: Annotated[str | None, documented(max_length=rules.ADDRESS_MAX)] = None
+    notes: Annotated[str | None, documented(max_length=rules.NOTES_MAX)] = None
 
     def to_domain(self) -> PatientData:
-        return PatientData(
+        return rules.parse_patient(
             name=self.name,
             age=self.age,
-            gender=Gender.parse(self.gender),
+            gender=self.gender,
             phone=_blank_is_none(self.phone),
             email=_blank_is_none(self.email),
             address=_blank_is_none(self.address),
