@@ -5,8 +5,10 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from healthcare.entrypoints.container import Container
+from healthcare.entrypoints.container import Container, build_container
 from healthcare.entrypoints.http.app import create_app
+from healthcare.entrypoints.settings import Settings
+from tests.e2e.conftest import SECRET, create_patient, sign_up
 
 Client = AsyncTestClient[Litestar]
 
@@ -61,6 +63,9 @@ async def test_openapi_describes_every_route(client: Client) -> None:
     assert patient_in["name"]["minLength"] == 1
     assert patient_in["name"]["maxLength"] == 255
     assert (patient_in["age"]["minimum"], patient_in["age"]["maximum"]) == (0, 150)
+    put_doctor = document["paths"]["/api/doctors/{doctor_id}"]["put"]["responses"]
+    assert {"200", "400", "401", "403", "404"} <= put_doctor.keys()
+    assert "application/problem+json" in put_doctor["403"]["content"]
     assert (await client.get("/schema")).status_code == 200
 
 
@@ -70,3 +75,13 @@ async def test_unknown_route_and_method_are_problem_details(client: Client) -> N
     assert missing.headers["content-type"].startswith("application/problem+json")
     wrong = await client.patch("/health")
     assert wrong.status_code == 405
+
+
+async def test_the_in_memory_adapter_serves_the_api() -> None:
+    settings = Settings(database_url="memory://", secret_key=SECRET, bcrypt_rounds=4)
+    async with AsyncTestClient(create_app(build_container(settings))) as memory:
+        account = await sign_up(memory)
+        await create_patient(memory, account)
+        listed = await memory.get("/api/patients/", headers=account.headers)
+        assert listed.headers["x-total-count"] == "1"
+        assert (await memory.get("/ready")).status_code == 200

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from healthcare import __version__
+from healthcare.entrypoints.http.problems import PROBLEM_JSON, ProblemDetails
 
 BEARER_SCHEME = "BearerToken"
 BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
@@ -26,3 +27,22 @@ def openapi_config() -> OpenAPIConfig:
             }
         ),
     )
+
+
+_MEANINGS = {
+    400: "Bad input: the problem's `errors` name each field",
+    401: "Missing, invalid or expired credentials",
+    403: "Visible, but the caller may not change it",
+    404: "No such resource for this caller",
+    409: "It would break a uniqueness rule",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem-details responses a route may give."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails, media_type=PROBLEM_JSON, description=_MEANINGS[status]
+        )
+        for status in statuses
+    }

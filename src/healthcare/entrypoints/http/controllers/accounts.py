@@ -16,7 +16,7 @@ from healthcare.application.auth import (
 )
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import InvalidInput
-from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.schemas import (
     LoginIn,
     RefreshIn,
@@ -28,7 +28,12 @@ from healthcare.entrypoints.http.schemas import (
 TAGS = ["auth"]
 
 
-@post(["/api/auth/register", "/api/register"], summary="Create an account", tags=TAGS)
+@post(
+    ["/api/auth/register", "/api/register"],
+    summary="Create an account",
+    tags=TAGS,
+    responses=problems(400, 409),
+)
 async def register(
     data: JSONBody[RegisterIn], register_user: NamedDependency[RegisterUser]
 ) -> UserOut:
@@ -41,6 +46,7 @@ async def register(
     status_code=HTTP_200_OK,
     summary="Sign in with the username (or email) and password",
     tags=TAGS,
+    responses=problems(400, 401),
 )
 async def login(data: JSONBody[LoginIn], login_user: NamedDependency[Login]) -> TokenPairOut:
     identifier = data.username if data.username is not None else data.email
@@ -55,6 +61,7 @@ async def login(data: JSONBody[LoginIn], login_user: NamedDependency[Login]) -> 
     status_code=HTTP_200_OK,
     summary="Spend a refresh token for a new pair",
     tags=TAGS,
+    responses=problems(400, 401),
 )
 async def refresh(
     data: JSONBody[RefreshIn], refresh_tokens: NamedDependency[RefreshTokens]
@@ -69,6 +76,7 @@ async def refresh(
     security=BEARER,
     summary="Revoke the refresh chain of a login",
     tags=TAGS,
+    responses=problems(400, 401),
 )
 async def logout(
     data: JSONBody[RefreshIn],
@@ -78,7 +86,13 @@ async def logout(
     await logout_user(principal, data.refresh)
 
 
-@get("/api/auth/me", security=BEARER, summary="The signed-in user", tags=TAGS)
+@get(
+    "/api/auth/me",
+    security=BEARER,
+    summary="The signed-in user",
+    tags=TAGS,
+    responses=problems(401),
+)
 async def me(
     principal: NamedDependency[Principal], get_current_user: NamedDependency[GetCurrentUser]
 ) -> UserOut:

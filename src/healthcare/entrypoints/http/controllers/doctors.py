@@ -17,7 +17,7 @@ from healthcare.application.doctors import (
 )
 from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import Principal
-from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, DoctorIn, DoctorOut
 
@@ -29,7 +29,7 @@ class DoctorController(Controller):
     tags = ["doctors"]
     security = BEARER
 
-    @post("/", summary="Add a doctor to the directory")
+    @post("/", summary="Add a doctor to the directory", responses=problems(400, 401))
     async def create(
         self,
         data: JSONBody[DoctorIn],
@@ -38,7 +38,7 @@ class DoctorController(Controller):
     ) -> DoctorOut:
         return DoctorOut.of(await create_doctor(principal, data.to_domain()))
 
-    @get("/", summary="Every doctor", response_headers=PAGING_HEADERS)
+    @get("/", summary="Every doctor", response_headers=PAGING_HEADERS, responses=problems(400, 401))
     async def index(
         self,
         request: Request[Any, Any, Any],
@@ -49,7 +49,7 @@ class DoctorController(Controller):
         page = await list_doctors(principal, page_request)
         return paged_response(request, page, page_request, DoctorOut.of)
 
-    @get("/{doctor_id:int}", summary="One doctor")
+    @get("/{doctor_id:int}", summary="One doctor", responses=problems(400, 401, 404))
     async def show(
         self,
         doctor_id: DoctorId,
@@ -58,7 +58,11 @@ class DoctorController(Controller):
     ) -> DoctorOut:
         return DoctorOut.of(await get_doctor(principal, doctor_id))
 
-    @put("/{doctor_id:int}", summary="Replace a doctor (its creator or an administrator)")
+    @put(
+        "/{doctor_id:int}",
+        summary="Replace a doctor (its creator or an administrator)",
+        responses=problems(400, 401, 403, 404),
+    )
     async def replace(
         self,
         doctor_id: DoctorId,
@@ -68,7 +72,11 @@ class DoctorController(Controller):
     ) -> DoctorOut:
         return DoctorOut.of(await update_doctor(principal, doctor_id, data.to_domain()))
 
-    @delete("/{doctor_id:int}", summary="Delete a doctor and its mappings (creator or admin)")
+    @delete(
+        "/{doctor_id:int}",
+        summary="Delete a doctor and its mappings (creator or admin)",
+        responses=problems(400, 401, 403, 404),
+    )
     async def remove(
         self,
         doctor_id: DoctorId,

@@ -16,7 +16,7 @@ from healthcare.application.mappings import (
 )
 from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import Principal
-from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, MappingIn, MappingOut
 
@@ -33,7 +33,11 @@ class MappingController(Controller):
     tags = ["mappings"]
     security = BEARER
 
-    @post("/", summary="Assign a doctor to one of the caller's patients")
+    @post(
+        "/",
+        summary="Assign a doctor to one of the caller's patients",
+        responses=problems(400, 401, 404, 409),
+    )
     async def create(
         self,
         data: JSONBody[MappingIn],
@@ -42,7 +46,12 @@ class MappingController(Controller):
     ) -> MappingOut:
         return MappingOut.of(await assign_doctor(principal, data.patient, data.doctor))
 
-    @get("/", summary="Every mapping of the caller's patients", response_headers=PAGING_HEADERS)
+    @get(
+        "/",
+        summary="Every mapping of the caller's patients",
+        response_headers=PAGING_HEADERS,
+        responses=problems(400, 401),
+    )
     async def index(
         self,
         request: Request[Any, Any, Any],
@@ -57,6 +66,7 @@ class MappingController(Controller):
         "/{item_id:int}",
         summary="The mappings of one of the caller's patients (by patient id)",
         response_headers=PAGING_HEADERS,
+        responses=problems(400, 401, 404),
     )
     async def of_patient(
         self,
@@ -69,7 +79,11 @@ class MappingController(Controller):
         page = await list_patient_mappings(principal, item_id, page_request)
         return paged_response(request, page, page_request, MappingOut.of)
 
-    @delete("/{item_id:int}", summary="Delete a mapping (by mapping id)")
+    @delete(
+        "/{item_id:int}",
+        summary="Delete a mapping (by mapping id)",
+        responses=problems(400, 401, 404),
+    )
     async def remove(
         self,
         item_id: ItemId,

@@ -18,7 +18,7 @@ from healthcare.application.patients import (
     UpdatePatient,
 )
 from healthcare.domain.entities import Principal
-from healthcare.entrypoints.http.openapi import BEARER
+from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, DoctorOut, PatientIn, PatientOut
 
@@ -30,7 +30,7 @@ class PatientController(Controller):
     tags = ["patients"]
     security = BEARER
 
-    @post("/", summary="Add a patient, owned by the caller")
+    @post("/", summary="Add a patient, owned by the caller", responses=problems(400, 401))
     async def create(
         self,
         data: JSONBody[PatientIn],
@@ -39,7 +39,12 @@ class PatientController(Controller):
     ) -> PatientOut:
         return PatientOut.of(await create_patient(principal, data.to_domain()))
 
-    @get("/", summary="The caller's patients", response_headers=PAGING_HEADERS)
+    @get(
+        "/",
+        summary="The caller's patients",
+        response_headers=PAGING_HEADERS,
+        responses=problems(400, 401),
+    )
     async def index(
         self,
         request: Request[Any, Any, Any],
@@ -50,7 +55,11 @@ class PatientController(Controller):
         page = await list_patients(principal, page_request)
         return paged_response(request, page, page_request, PatientOut.of)
 
-    @get("/{patient_id:int}", summary="One of the caller's patients")
+    @get(
+        "/{patient_id:int}",
+        summary="One of the caller's patients",
+        responses=problems(400, 401, 404),
+    )
     async def show(
         self,
         patient_id: PatientId,
@@ -59,7 +68,11 @@ class PatientController(Controller):
     ) -> PatientOut:
         return PatientOut.of(await get_patient(principal, patient_id))
 
-    @put("/{patient_id:int}", summary="Replace one of the caller's patients")
+    @put(
+        "/{patient_id:int}",
+        summary="Replace one of the caller's patients",
+        responses=problems(400, 401, 404),
+    )
     async def replace(
         self,
         patient_id: PatientId,
@@ -69,7 +82,11 @@ class PatientController(Controller):
     ) -> PatientOut:
         return PatientOut.of(await update_patient(principal, patient_id, data.to_domain()))
 
-    @delete("/{patient_id:int}", summary="Delete one of the caller's patients and its mappings")
+    @delete(
+        "/{patient_id:int}",
+        summary="Delete one of the caller's patients and its mappings",
+        responses=problems(400, 401, 404),
+    )
     async def remove(
         self,
         patient_id: PatientId,
@@ -82,6 +99,7 @@ class PatientController(Controller):
         "/{patient_id:int}/doctors",
         summary="The doctors of one of the caller's patients",
         response_headers=PAGING_HEADERS,
+        responses=problems(400, 401, 404),
     )
     async def doctors(
         self,
