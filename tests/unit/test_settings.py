@@ -79,3 +79,37 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
 def test_bad_numbers_are_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({"SECRET_KEY": KEY, name: value}, env_file=None, data_dir=tmp_path)
+
+
+def test_production_needs_an_explicit_key_and_hides_the_docs(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text(KEY)  # a generated key is not enough
+    with pytest.raises(SettingsError, match="explicit SECRET_KEY"):
+        load_settings({"ENVIRONMENT": "production"}, env_file=None, data_dir=tmp_path)
+    production = load_settings(
+        {"ENVIRONMENT": "Production", "SECRET_KEY": KEY}, env_file=None, data_dir=tmp_path
+    )
+    assert (production.environment, production.docs_enabled) == ("production", False)
+    shown = load_settings(
+        {"ENVIRONMENT": "production", "SECRET_KEY": KEY, "DOCS_ENABLED": "1"},
+        env_file=None,
+        data_dir=tmp_path,
+    )
+    assert shown.docs_enabled is True
+    assert load_settings({"SECRET_KEY": KEY}, env_file=None, data_dir=tmp_path).docs_enabled
+
+
+def test_cors_origins_and_bad_values(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"SECRET_KEY": KEY, "CORS_ORIGINS": " https://a.example, ,https://b"},
+        env_file=None,
+        data_dir=tmp_path,
+    )
+    assert settings.cors_origins == ("https://a.example", "https://b")
+    with pytest.raises(SettingsError, match="ENVIRONMENT"):
+        load_settings(
+            {"SECRET_KEY": KEY, "ENVIRONMENT": "staging"}, env_file=None, data_dir=tmp_path
+        )
+    with pytest.raises(SettingsError, match="DOCS_ENABLED"):
+        load_settings(
+            {"SECRET_KEY": KEY, "DOCS_ENABLED": "maybe"}, env_file=None, data_dir=tmp_path
+        )

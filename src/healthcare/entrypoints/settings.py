@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
 MEMORY_URL = "memory://"
+ENVIRONMENTS = ("development", "test", "production")
 
 
 class SettingsError(ValueError):
@@ -34,6 +35,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    environment: str = "development"
+    docs_enabled: bool = True
+    cors_origins: tuple[str, ...] = ()  # none: cross-origin browsers are refused
 
     @property
     def persistence(self) -> str:
@@ -55,6 +59,12 @@ def load_settings(
     """
     values = _read_values(environ, env_file)
     data = _data_dir(values, data_dir)
+    environment = values.get("ENVIRONMENT", "development").strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}")
+    production = environment == "production"
+    if production and not values.get("SECRET_KEY"):
+        raise SettingsError("ENVIRONMENT=production needs an explicit SECRET_KEY")
     return Settings(
         database_url=_database_url(values, data),
         secret_key=_secret_key(values, data, create_secret),
@@ -65,6 +75,11 @@ def load_settings(
         host=values.get("HOST", "127.0.0.1"),
         port=_int(values, "PORT", 8000, 0, 65535),
         workers=_int(values, "WORKERS", 1, 1),
+        environment=environment,
+        docs_enabled=_bool(values, "DOCS_ENABLED", default=not production),
+        cors_origins=tuple(
+            origin.strip() for origin in values.get("CORS_ORIGINS", "").split(",") if origin.strip()
+        ),
     )
 
 
@@ -123,6 +138,17 @@ def _secret_key(values: Mapping[str, str], data_dir: Path, create: bool) -> str:
     if len(key.encode("utf-8")) < MIN_SECRET_BYTES:
         raise SettingsError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long")
     return key
+
+
+def _bool(values: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = values.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
 
 
 def _int(

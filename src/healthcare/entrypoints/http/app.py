@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from healthcare.entrypoints.container import Container, close_container
@@ -15,6 +16,7 @@ from healthcare.entrypoints.http.dependencies import (
     principal_dependency,
     use_case_dependencies,
 )
+from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 
@@ -47,6 +49,8 @@ USE_CASES = (
 
 
 def create_app(container: Container) -> Litestar:
+    settings = container.settings()
+
     async def release_resources() -> None:
         await close_container(container)
 
@@ -64,8 +68,24 @@ def create_app(container: Container) -> Litestar:
             **use_case_dependencies(container, USE_CASES),
         },
         exception_handlers=dict(EXCEPTION_HANDLERS),
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config() if settings.docs_enabled else None,
+        cors_config=_cors(settings.cors_origins),
+        before_send=[add_response_headers],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
+    )
+
+
+def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
+    """Closed unless origins are named: browsers elsewhere may not read our responses."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+        expose_headers=["X-Total-Count", "Link", REQUEST_ID_HEADER],
+        allow_credentials=False,
+        max_age=600,
     )
