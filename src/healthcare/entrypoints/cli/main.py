@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 import click
@@ -13,6 +12,7 @@ from granian.constants import Interfaces, Loops
 from healthcare.adapters.persistence.sqlalchemy import migrations
 from healthcare.domain.errors import Conflict, InvalidInput
 from healthcare.entrypoints.container import build_container, close_container
+from healthcare.entrypoints.logs import configure_logging
 from healthcare.entrypoints.settings import (
     Settings,
     SettingsError,
@@ -24,7 +24,7 @@ from healthcare.entrypoints.settings import (
 @click.group()
 def cli() -> None:
     """Healthcare records API."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
 
 @cli.command()

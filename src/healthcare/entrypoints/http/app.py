@@ -74,6 +74,7 @@ def create_app(container: Container) -> Litestar:
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
+        logging_config=None,  # the entrypoint configures JSON logging for the process
     )
 
 

@@ -27,7 +27,9 @@ def principal_dependency(tokens: TokenService) -> Provide:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("Use the header `Authorization: Bearer <access token>`")
-        return tokens.read_access(token.strip())
+        principal = tokens.read_access(token.strip())
+        request.state.user_id = principal.user_id  # for the access log
+        return principal
 
     return Provide(principal, sync_to_thread=False)
 

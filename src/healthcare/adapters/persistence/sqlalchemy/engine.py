@@ -38,6 +38,9 @@ def create_engine(
     ``pool_size``/``max_overflow`` apply to PostgreSQL; ``busy_timeout_ms`` and
     ``enforce_foreign_keys`` to SQLite (migrations turn the latter off, see env.py).
     """
+    # Statement parameters are patient data and password hashes: keep them out of error
+    # messages, which end up in logs.
+    opts.setdefault("hide_parameters", True)
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         engine = _create_async_engine(parsed, **opts)

@@ -1,0 +1,49 @@
+"""Structured logs: one JSON object per line, for every entrypoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+from datetime import UTC, datetime
+from typing import Any
+
+# Fields an entrypoint may attach with ``extra=``; anything else on a record is ignored,
+# so a stray attribute can never carry a secret into the log.
+FIELDS = ("method", "path", "status", "duration_ms", "user_id", "request_id", "client")
+# Drivers that log statement parameters (patient data, hashes) at DEBUG: never below WARNING.
+TALKATIVE_LIBRARIES = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({f: getattr(record, f) for f in FIELDS if hasattr(record, f)})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def quiet_libraries() -> None:
+    for name in TALKATIVE_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    quiet_libraries()
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"()": JsonFormatter}},
+            "handlers": {
+                "stderr": {"class": "logging.StreamHandler", "formatter": "json"},
+            },
+            "root": {"handlers": ["stderr"], "level": level},
+        }
+    )
