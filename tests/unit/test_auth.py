@@ -7,9 +7,22 @@ from datetime import timedelta
 
 import pytest
 
-from healthcare.application.auth import BAD_CREDENTIALS, BAD_REFRESH_TOKEN, TokenPair
+from healthcare.adapters.persistence.memory import MemoryUnitOfWork
+from healthcare.application.auth import (
+    BAD_CREDENTIALS,
+    BAD_REFRESH_TOKEN,
+    ChangePassword,
+    SetUserActive,
+    TokenPair,
+)
 from healthcare.domain.entities import Principal
-from healthcare.domain.errors import AuthenticationFailed, Conflict, InvalidInput
+from healthcare.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from tests.unit.factories import Core, registration
 from tests.unit.fakes import HASH_PREFIX
 
@@ -461,3 +474,33 @@ class TestGetCurrentUser:
 
         with pytest.raises(AuthenticationFailed):
             await core.current_user(user.principal())
+
+
+class TestAccountChanges:
+    async def test_change_password_revokes_every_chain(self, core: Core) -> None:
+        user, password = await core.sign_up()
+        first = await core.login(user.username, password)
+        second = await core.login(user.username, password)
+        change = ChangePassword(MemoryUnitOfWork(core.store), core.hasher, core.clock)
+
+        await change(user.principal(), password, "another fine passphrase")
+
+        for pair in (first, second):
+            with pytest.raises(AuthenticationFailed):
+                await core.refresh(pair.refresh)
+        assert core.store.tables.users[user.id].password_hash != user.password_hash
+
+    async def test_deactivation_needs_an_administrator(self, core: Core) -> None:
+        user, _ = await core.sign_up()
+        other, _ = await core.sign_up()
+        set_active = SetUserActive(MemoryUnitOfWork(core.store), core.clock)
+
+        with pytest.raises(Forbidden):
+            await set_active(other.principal(), user.id, active=False)
+        assert core.store.tables.users[user.id].is_active
+
+        admin = Principal(user_id=other.id, is_admin=True)
+        changed = await set_active(admin, user.id, active=False)
+        assert changed.is_active is False
+        with pytest.raises(NotFound):
+            await set_active(admin, 10**9, active=False)

@@ -13,8 +13,15 @@ from healthcare.application.ports import (
     UnitOfWork,
 )
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
-from healthcare.domain.errors import AuthenticationFailed, Conflict
-from healthcare.domain.rules import password_too_long, validate_registration
+from healthcare.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+from healthcare.domain.rules import password_errors, password_too_long, validate_registration
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
 BAD_REFRESH_TOKEN = "Token is invalid or expired"  # noqa: S105 - a message, not a secret
@@ -148,4 +155,54 @@ class GetCurrentUser:
             user = await uow.users.get(principal.user_id)
         if user is None or not user.is_active:
             raise AuthenticationFailed("The account no longer exists or is inactive")
+        return user
+
+
+class ChangePassword:
+    """Change one's own password; every login's refresh chain is revoked with the old one."""
+
+    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._clock = clock
+
+    async def __call__(self, principal: Principal, current: str, new: str) -> None:
+        async with self._uow as uow:
+            user = await uow.users.get(principal.user_id)
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("The account no longer exists or is inactive")
+        if password_too_long(current) or not await self._hasher.verify(current, user.password_hash):
+            raise InvalidInput.single("current_password", "is not your current password")
+        if errors := password_errors(new, user.username):
+            raise InvalidInput([FieldError("new_password", e.message) for e in errors])
+        new_hash = await self._hasher.hash(new)
+        async with self._uow as uow:
+            await uow.users.set_password_hash(user.id, new_hash)
+            await uow.refresh_sessions.revoke_all_for_user(user.id, self._clock.now())
+            await uow.commit()
+
+
+class SetUserActive:
+    """An administrator deactivates (or reactivates) an account.
+
+    A deactivated user cannot sign in or refresh; their refresh chains are revoked at once and
+    their access tokens lapse within their short lifetime.
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, principal: Principal, user_id: int, active: bool) -> User:
+        if not principal.is_admin:
+            raise Forbidden("Only an administrator may change an account's status")
+        if user_id == principal.user_id and not active:
+            raise InvalidInput.single("user", "administrators cannot deactivate themselves")
+        async with self._uow as uow:
+            user = await uow.users.set_active(user_id, active)
+            if user is None:
+                raise NotFound("User", user_id)
+            if not active:
+                await uow.refresh_sessions.revoke_all_for_user(user_id, self._clock.now())
+            await uow.commit()
         return user

@@ -28,6 +28,10 @@ class UserRepository(Protocol):
 
     async def get(self, user_id: int) -> User | None: ...
 
+    async def set_active(self, user_id: int, active: bool) -> User | None: ...
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> User | None: ...
+
     async def find_by_login(self, username_or_email: str) -> User | None:
         """Find by email or username, compared case-insensitively.
 
@@ -99,6 +103,8 @@ class RefreshSessionRepository(Protocol):
         ...
 
     async def revoke(self, session_id: str, when: datetime) -> None: ...
+
+    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None: ...
 
 
 class UnitOfWork(Protocol):

@@ -53,6 +53,8 @@ class Container(containers.DeclarativeContainer):
     refresh_tokens = providers.Factory(auth.RefreshTokens, unit_of_work, token_service, clock)
     logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock)
     get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)
+    change_password = providers.Factory(auth.ChangePassword, unit_of_work, password_hasher, clock)
+    set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock)
 
     create_patient = providers.Factory(patients.CreatePatient, unit_of_work)
     list_patients = providers.Factory(patients.ListPatients, unit_of_work)

@@ -29,6 +29,8 @@ USE_CASES = (
     "refresh_tokens",
     "logout_user",
     "get_current_user",
+    "change_password",
+    "set_user_active",
     "create_patient",
     "list_patients",
     "get_patient",

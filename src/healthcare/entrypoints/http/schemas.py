@@ -79,16 +79,26 @@ class RefreshIn(_In):
     refresh: str
 
 
+class PasswordChangeIn(_In):
+    current_password: str
+    new_password: Annotated[
+        str, documented("The same rules as at registration", min_length=rules.PASSWORD_MIN_CHARS)
+    ]
+
+
 class UserOut(msgspec.Struct, frozen=True):
     id: int
     username: str
     email: str
     is_staff: bool
+    is_active: bool
     date_joined: datetime
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(user.id, user.username, user.email, user.is_admin, user.date_joined)
+        return cls(
+            user.id, user.username, user.email, user.is_admin, user.is_active, user.date_joined
+        )
 
 
 class TokenPairOut(msgspec.Struct, frozen=True):

@@ -109,6 +109,19 @@ class MemoryUserRepository(_Repository):
     async def get(self, user_id: int) -> User | None:
         return self._t.users.get(user_id)
 
+    async def set_active(self, user_id: int, active: bool) -> User | None:
+        return self._change(user_id, is_active=active)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> User | None:
+        return self._change(user_id, password_hash=password_hash)
+
+    def _change(self, user_id: int, **changes: Any) -> User | None:
+        user = self._t.users.get(user_id)
+        if user is None:
+            return None
+        self._t.users[user_id] = replace(user, updated_at=_now(), **changes)
+        return self._t.users[user_id]
+
     async def find_by_login(self, username_or_email: str) -> User | None:
         key = identity_key(username_or_email)
         by_email = (u for u in self._t.users.values() if identity_key(u.email) == key)
@@ -249,6 +262,11 @@ class MemoryRefreshSessionRepository(_Repository):
         session = self._t.refresh_sessions.get(session_id)
         if session is not None and not session.is_revoked:
             self._t.refresh_sessions[session_id] = replace(session, revoked_at=when)
+
+    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
+        for session in list(self._t.refresh_sessions.values()):
+            if session.user_id == user_id:
+                await self.revoke(session.id, when)
 
 
 def _fields(data: PatientData | DoctorData) -> dict[str, Any]:

@@ -123,6 +123,7 @@ _USER_COLUMNS = (
 )
 _INSERT_USER = insert(u).returning(*_USER_COLUMNS)
 _GET_USER = select(*_USER_COLUMNS).where(u.c.id == bindparam("user_id"))
+_UPDATE_USER = update(u).where(u.c.id == bindparam("b_user_id")).returning(*_USER_COLUMNS)
 _FIND_USER = (
     select(*_USER_COLUMNS)
     .where(or_(u.c.username_key == bindparam("key"), u.c.email_key == bindparam("key")))
@@ -177,6 +178,17 @@ class SqlAlchemyUserRepository(_Repository):
 
     async def get(self, user_id: int) -> User | None:
         row = (await self._session.execute(_GET_USER, {"user_id": user_id})).first()
+        return None if row is None else _user(row)
+
+    async def set_active(self, user_id: int, active: bool) -> User | None:
+        return await self._change(user_id, is_active=active)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> User | None:
+        return await self._change(user_id, password_hash=password_hash)
+
+    async def _change(self, user_id: int, **values: Any) -> User | None:
+        params = {"b_user_id": user_id, **values, "updated_at": _now()}
+        row = (await self._session.execute(_UPDATE_USER, params)).first()
         return None if row is None else _user(row)
 
     async def find_by_login(self, username_or_email: str) -> User | None:
@@ -469,6 +481,9 @@ _ROTATE_SESSION = (
     .returning(rs.c.id)
 )
 _REVOKE_SESSION = update(rs).where(_THE_SESSION, rs.c.revoked_at.is_(None))
+_REVOKE_USER_SESSIONS = update(rs).where(
+    rs.c.user_id == bindparam("b_user_id"), rs.c.revoked_at.is_(None)
+)
 
 
 class SqlAlchemyRefreshSessionRepository(_Repository):
@@ -501,6 +516,10 @@ class SqlAlchemyRefreshSessionRepository(_Repository):
     async def revoke(self, session_id: str, when: datetime) -> None:
         params = {"b_session_id": session_id, "revoked_at": when}
         await self._session.execute(_REVOKE_SESSION, params)
+
+    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
+        params = {"b_user_id": user_id, "revoked_at": when}
+        await self._session.execute(_REVOKE_USER_SESSIONS, params)
 
 
 __all__ = [

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from healthcare.application.auth import (
+    ChangePassword,
     GetCurrentUser,
     Login,
     Logout,
     RefreshTokens,
     RegisterUser,
+    SetUserActive,
 )
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import InvalidInput
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.schemas import (
+    MAX_ID,
     LoginIn,
+    PasswordChangeIn,
     RefreshIn,
     RegisterIn,
     TokenPairOut,
@@ -99,4 +105,55 @@ async def me(
     return UserOut.of(await get_current_user(principal))
 
 
-HANDLERS = [register, login, refresh, logout, me]
+@post(
+    "/api/auth/password",
+    status_code=HTTP_204_NO_CONTENT,
+    security=BEARER,
+    summary="Change your password (signs out every login)",
+    tags=TAGS,
+    responses=problems(400, 401),
+)
+async def change_password(
+    data: JSONBody[PasswordChangeIn],
+    principal: NamedDependency[Principal],
+    change_password: NamedDependency[ChangePassword],
+) -> None:
+    await change_password(principal, data.current_password, data.new_password)
+
+
+UserId = Annotated[int, Parameter(gt=0, le=MAX_ID, description="The user's id")]
+
+
+@post(
+    "/api/users/{user_id:int}/deactivate",
+    status_code=HTTP_200_OK,
+    security=BEARER,
+    summary="Deactivate an account (administrators only)",
+    tags=["users"],
+    responses=problems(400, 401, 403, 404),
+)
+async def deactivate_user(
+    user_id: UserId,
+    principal: NamedDependency[Principal],
+    set_user_active: NamedDependency[SetUserActive],
+) -> UserOut:
+    return UserOut.of(await set_user_active(principal, user_id, active=False))
+
+
+@post(
+    "/api/users/{user_id:int}/activate",
+    status_code=HTTP_200_OK,
+    security=BEARER,
+    summary="Reactivate an account (administrators only)",
+    tags=["users"],
+    responses=problems(400, 401, 403, 404),
+)
+async def activate_user(
+    user_id: UserId,
+    principal: NamedDependency[Principal],
+    set_user_active: NamedDependency[SetUserActive],
+) -> UserOut:
+    return UserOut.of(await set_user_active(principal, user_id, active=True))
+
+
+HANDLERS = [register, login, refresh, logout, me, change_password, deactivate_user, activate_user]
