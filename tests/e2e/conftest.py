@@ -22,7 +22,15 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # bcrypt at its lowest cost keeps the suite fast; production defaults to 12.
-    return Settings(database_url=database_url, secret_key=SECRET, bcrypt_rounds=4)
+    # Throttles wide open: every test client shares one address. test_throttling narrows them.
+    return Settings(
+        database_url=database_url,
+        secret_key=SECRET,
+        bcrypt_rounds=4,
+        login_attempts_per_username=10_000,
+        login_failures_per_client=10_000,
+        auth_requests_per_minute=100_000,
+    )
 
 
 @pytest.fixture(scope="session")

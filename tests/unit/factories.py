@@ -13,6 +13,8 @@ from polyfactory.factories import DataclassFactory
 
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.security.tokens import JwtTokenService
+from healthcare.adapters.throttling.counters import MemoryCounters
+from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.application.auth import GetCurrentUser, Login, Logout, RefreshTokens, RegisterUser
 from healthcare.application.doctors import (
     CreateDoctor,
@@ -106,7 +108,10 @@ class Core:
         self.tokens = JwtTokenService(SECRET, self.clock)
         uow = self.uow
         self.register = RegisterUser(uow(), self.hasher)
-        self.login = Login(uow(), self.hasher, self.tokens, self.clock)
+        self.throttle = CountingLoginThrottle(
+            MemoryCounters(), max_attempts_per_username=1000, max_failures_per_client=1000
+        )
+        self.login = Login(uow(), self.hasher, self.tokens, self.clock, self.throttle)
         self.refresh = RefreshTokens(uow(), self.tokens, self.clock)
         self.logout = Logout(uow(), self.tokens, self.clock)
         self.current_user = GetCurrentUser(uow())

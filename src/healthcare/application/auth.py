@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from healthcare.application.ports import (
     Clock,
+    LoginThrottle,
     PasswordHasher,
     RefreshClaims,
     TokenService,
@@ -21,7 +22,12 @@ from healthcare.domain.errors import (
     InvalidInput,
     NotFound,
 )
-from healthcare.domain.rules import password_errors, password_too_long, validate_registration
+from healthcare.domain.rules import (
+    identity_key,
+    password_errors,
+    password_too_long,
+    validate_registration,
+)
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
 BAD_REFRESH_TOKEN = "Token is invalid or expired"  # noqa: S105 - a message, not a secret
@@ -66,23 +72,36 @@ class Login:
     """Check credentials and open a new refresh-token chain."""
 
     def __init__(
-        self, uow: UnitOfWork, hasher: PasswordHasher, tokens: TokenService, clock: Clock
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        tokens: TokenService,
+        clock: Clock,
+        throttle: LoginThrottle,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
+        self._throttle = throttle
 
-    async def __call__(self, username_or_email: str, password: str) -> TokenPair:
+    async def __call__(
+        self, username_or_email: str, password: str, client: str = "unknown"
+    ) -> TokenPair:
+        throttle_key = identity_key(username_or_email)
+        await self._throttle.admit(throttle_key, client)
         async with self._uow as uow:
             user = await uow.users.find_by_login(username_or_email)
         # bcrypt runs outside any transaction: it must not hold a connection or a lock.
         if user is None or password_too_long(password):
             # Same cost and same answer as a wrong password.
             await self._hasher.waste_time(password[:72])
+            await self._throttle.failed(client)
             raise AuthenticationFailed(BAD_CREDENTIALS)
         if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
+            await self._throttle.failed(client)
             raise AuthenticationFailed(BAD_CREDENTIALS)
+        await self._throttle.succeeded(throttle_key)
         async with self._uow as uow:
             session_id = uuid.uuid4().hex
             refresh = self._tokens.issue_refresh(user.id, session_id)

@@ -187,3 +187,23 @@ class DatabaseProbe(Protocol):
     async def is_reachable(self) -> bool:
         """True when the database answers a trivial query in time."""
         ...
+
+
+class LoginThrottle(Protocol):
+    """Brute-force brakes on sign-in, per username and per client address."""
+
+    async def admit(self, username: str, client: str) -> None:
+        """Count an attempt on ``username``; raise TooManyAttempts while either is blocked.
+
+        Attempts are counted before the password is checked, so a burst of parallel guesses
+        is counted too.
+        """
+        ...
+
+    async def failed(self, client: str) -> None:
+        """Count a failed sign-in from ``client``."""
+        ...
+
+    async def succeeded(self, username: str) -> None:
+        """Forget the username's attempts."""
+        ...

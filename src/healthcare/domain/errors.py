@@ -56,3 +56,11 @@ class Conflict(DomainError):
 
 class AuthenticationFailed(DomainError):
     """Bad credentials or a token that is not acceptable. Deliberately vague."""
+
+
+class TooManyAttempts(DomainError):
+    """Throttled: the caller must wait ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many attempts; try again later")
+        self.retry_after = max(1, retry_after)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dependency_injector import containers, providers
+from litestar.stores.memory import MemoryStore as LitestarMemoryStore
+from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
 
 from healthcare.adapters.clock import SystemClock
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
@@ -12,6 +15,8 @@ from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
 from healthcare.adapters.security.tokens import JwtTokenService
+from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
+from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.application import auth, doctors, health, mappings, patients
 from healthcare.entrypoints.settings import Settings
 
@@ -48,8 +53,30 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryProbe),
     )
 
+    # Throttling: REDIS_URL shares the counters across workers and machines.
+    redis = providers.Singleton(Redis.from_url, settings.provided.redis_url)
+    counters = providers.Selector(
+        settings.provided.throttle_backend,
+        redis=providers.Singleton(RedisCounters, redis),
+        memory=providers.Singleton(MemoryCounters),
+    )
+    login_throttle = providers.Singleton(
+        CountingLoginThrottle,
+        counters,
+        max_attempts_per_username=settings.provided.login_attempts_per_username,
+        max_failures_per_client=settings.provided.login_failures_per_client,
+        window_seconds=settings.provided.login_window_seconds,
+    )
+    rate_limit_store = providers.Selector(
+        settings.provided.throttle_backend,
+        redis=providers.Singleton(RedisStore, redis, namespace="healthcare-rate-limit"),
+        memory=providers.Singleton(LitestarMemoryStore),
+    )
+
     register_user = providers.Factory(auth.RegisterUser, unit_of_work, password_hasher)
-    login_user = providers.Factory(auth.Login, unit_of_work, password_hasher, token_service, clock)
+    login_user = providers.Factory(
+        auth.Login, unit_of_work, password_hasher, token_service, clock, login_throttle
+    )
     refresh_tokens = providers.Factory(auth.RefreshTokens, unit_of_work, token_service, clock)
     logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock)
     get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)
@@ -87,3 +114,5 @@ async def close_container(container: Container) -> None:
     """Release what the container opened (the engine's pool), if it opened anything."""
     if container.settings().persistence == "sqlalchemy":
         await container.engine().dispose()
+    if container.settings().throttle_backend == "redis":
+        await container.redis().aclose()

@@ -38,6 +38,15 @@ class Settings:
     environment: str = "development"
     docs_enabled: bool = True
     cors_origins: tuple[str, ...] = ()  # none: cross-origin browsers are refused
+    redis_url: str | None = None  # shared throttling counters; else per process
+    login_attempts_per_username: int = 5
+    login_failures_per_client: int = 20
+    login_window_seconds: int = 300
+    auth_requests_per_minute: int = 60  # registration and refresh, per client address
+
+    @property
+    def throttle_backend(self) -> str:
+        return "redis" if self.redis_url else "memory"
 
     @property
     def persistence(self) -> str:
@@ -77,6 +86,11 @@ def load_settings(
         workers=_int(values, "WORKERS", 1, 1),
         environment=environment,
         docs_enabled=_bool(values, "DOCS_ENABLED", default=not production),
+        redis_url=values.get("REDIS_URL") or None,
+        login_attempts_per_username=_int(values, "LOGIN_ATTEMPTS_PER_USERNAME", 5, 1),
+        login_failures_per_client=_int(values, "LOGIN_FAILURES_PER_CLIENT", 20, 1),
+        login_window_seconds=_int(values, "LOGIN_WINDOW_SECONDS", 300, 1),
+        auth_requests_per_minute=_int(values, "AUTH_REQUESTS_PER_MINUTE", 60, 1),
         cors_origins=tuple(
             origin.strip() for origin in values.get("CORS_ORIGINS", "").split(",") if origin.strip()
         ),

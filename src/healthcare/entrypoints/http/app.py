@@ -19,6 +19,7 @@ from healthcare.entrypoints.http.dependencies import (
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
+from healthcare.entrypoints.http.throttling import RATE_LIMIT_STORE, rate_limit_config
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -72,6 +73,8 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
+        middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
+        stores={RATE_LIMIT_STORE: container.rate_limit_store()},
         before_send=[add_response_headers],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,

@@ -35,6 +35,7 @@ _MEANINGS = {
     403: "Visible, but the caller may not change it",
     404: "No such resource for this caller",
     409: "It would break a uniqueness rule",
+    429: "Throttled: wait for the seconds in Retry-After",
 }
 
 

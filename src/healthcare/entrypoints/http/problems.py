@@ -19,6 +19,7 @@ from healthcare.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    TooManyAttempts,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not-found"),
     Conflict: (409, "conflict"),
+    TooManyAttempts: (429, "too-many-attempts"),
 }
 
 
@@ -89,6 +91,8 @@ def domain_error_to_response(
         errors = [FieldProblem(exc.field, exc.message)]
     if isinstance(exc, AuthenticationFailed):
         headers = {"WWW-Authenticate": 'Bearer realm="api"'}
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(request, status, exc.message, kind=kind, errors=errors, headers=headers)
 
 
@@ -109,7 +113,11 @@ def http_error_to_response(
     detail = exc.detail if exc.detail and exc.detail != HTTPStatus(status).phrase else ""
     if status == 400 and detail.startswith("JSON is malformed"):
         detail = "The request body is not valid JSON"
-    return problem(request, status, detail or HTTPStatus(status).phrase, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 429 and "RateLimit-Reset" in headers:
+        # Litestar's limiter speaks the RateLimit draft; every client understands Retry-After.
+        headers.setdefault("Retry-After", str(max(1, int(headers["RateLimit-Reset"]))))
+    return problem(request, status, detail or HTTPStatus(status).phrase, headers=headers)
 
 
 def internal_error_to_response(

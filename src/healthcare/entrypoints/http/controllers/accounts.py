@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
@@ -30,6 +30,7 @@ from healthcare.entrypoints.http.schemas import (
     TokenPairOut,
     UserOut,
 )
+from healthcare.entrypoints.http.throttling import client_address
 
 TAGS = ["auth"]
 
@@ -38,7 +39,7 @@ TAGS = ["auth"]
     ["/api/auth/register", "/api/register"],
     summary="Create an account",
     tags=TAGS,
-    responses=problems(400, 409),
+    responses=problems(400, 409, 429),
 )
 async def register(
     data: JSONBody[RegisterIn], register_user: NamedDependency[RegisterUser]
@@ -52,13 +53,17 @@ async def register(
     status_code=HTTP_200_OK,
     summary="Sign in with the username (or email) and password",
     tags=TAGS,
-    responses=problems(400, 401),
+    responses=problems(400, 401, 429),
 )
-async def login(data: JSONBody[LoginIn], login_user: NamedDependency[Login]) -> TokenPairOut:
+async def login(
+    request: Request[Any, Any, Any],
+    data: JSONBody[LoginIn],
+    login_user: NamedDependency[Login],
+) -> TokenPairOut:
     identifier = data.username if data.username is not None else data.email
     if identifier is None:
         raise InvalidInput.single("username", "is required (the username or the email)")
-    pair = await login_user(identifier, data.password)
+    pair = await login_user(identifier, data.password, client_address(request))
     return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
 
 
@@ -67,7 +72,7 @@ async def login(data: JSONBody[LoginIn], login_user: NamedDependency[Login]) -> 
     status_code=HTTP_200_OK,
     summary="Spend a refresh token for a new pair",
     tags=TAGS,
-    responses=problems(400, 401),
+    responses=problems(400, 401, 429),
 )
 async def refresh(
     data: JSONBody[RefreshIn], refresh_tokens: NamedDependency[RefreshTokens]

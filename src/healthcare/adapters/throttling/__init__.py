@@ -1,0 +1,1 @@
+"""Counters for brute-force throttling: in process memory, or in Redis across workers."""

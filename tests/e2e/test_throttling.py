@@ -1,0 +1,81 @@
+"""Throttling seen by a client: 429 with Retry-After, as problem details."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from litestar.testing import AsyncTestClient
+
+from healthcare.entrypoints.container import build_container
+from healthcare.entrypoints.http.app import create_app
+from healthcare.entrypoints.settings import Settings
+from tests.e2e.conftest import PASSWORD, assert_problem, sign_up, unique
+
+
+def _throttled(settings: Settings, **limits: int) -> Settings:
+    return dataclasses.replace(settings, **limits)
+
+
+async def test_failed_logins_get_429_with_retry_after(settings: Settings) -> None:
+    app = create_app(build_container(_throttled(settings, login_attempts_per_username=3)))
+    async with AsyncTestClient(app) as client:
+        account = await sign_up(client)  # one successful login: resets the count
+        for _ in range(3):
+            wrong = await client.post(
+                "/api/auth/login/",
+                json={"username": account.username, "password": "not the password"},
+            )
+            assert wrong.status_code == 401
+        blocked = await client.post(
+            "/api/token/", json={"username": account.username.upper(), "password": PASSWORD}
+        )
+        body = assert_problem(blocked, 429)
+        assert 0 < int(blocked.headers["retry-after"]) <= 300
+        assert PASSWORD not in str(body)
+        other = await sign_up(client)  # other accounts are untouched
+        assert other.access
+
+
+async def test_many_failures_from_one_address_block_it(settings: Settings) -> None:
+    app = create_app(build_container(_throttled(settings, login_failures_per_client=4)))
+    async with AsyncTestClient(app) as client:
+        for _ in range(4):
+            response = await client.post(
+                "/api/auth/login/", json={"username": unique(), "password": "whatever123"}
+            )
+            assert response.status_code == 401
+        assert_problem(
+            await client.post(
+                "/api/auth/login/", json={"username": unique(), "password": "whatever123"}
+            ),
+            429,
+        )
+
+
+async def test_registration_and_refresh_are_limited_per_address(settings: Settings) -> None:
+    app = create_app(build_container(_throttled(settings, auth_requests_per_minute=3)))
+    async with AsyncTestClient(app) as client:
+        account = await sign_up(client)  # 1 registration
+        refreshed = await client.post("/api/token/refresh/", json={"refresh": account.refresh})
+        assert refreshed.status_code == 200  # 2
+        username = unique()
+        assert (
+            await client.post(
+                "/api/register/",
+                json={
+                    "username": username,
+                    "email": f"{username}@x.org",
+                    "password": PASSWORD,
+                },
+            )
+        ).status_code == 201  # 3
+        blocked = await client.post(
+            "/api/auth/register/",
+            json={"username": unique(), "email": f"{unique()}@x.org", "password": PASSWORD},
+        )
+        assert_problem(blocked, 429)
+        assert int(blocked.headers["retry-after"]) > 0
+        # Ordinary reads are not limited.
+        for _ in range(10):
+            listed = await client.get("/api/patients/", headers=account.headers)
+            assert listed.status_code == 200

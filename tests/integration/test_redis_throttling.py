@@ -1,0 +1,124 @@
+"""Throttling counters in Redis, shared by processes: two granian workers, one limit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from healthcare.adapters.throttling.counters import RedisCounters
+from healthcare.adapters.throttling.login import CountingLoginThrottle
+from healthcare.domain.errors import TooManyAttempts
+
+# A database of its own, flushed per test, so runs never see each other's counters.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as error:
+        await client.aclose()
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis is required but unreachable at {REDIS_URL}: {error}")
+        pytest.skip(f"Redis unreachable at {REDIS_URL}")
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+async def test_counters_are_exact_under_concurrency_and_shared(redis: Redis) -> None:
+    first, second = RedisCounters(redis), RedisCounters(Redis.from_url(REDIS_URL))
+    await asyncio.gather(*(c.increment("k", 60) for c in [first, second] * 25))
+    count, resets_in = await first.peek("k")
+    assert count == 50
+    assert 0 < resets_in <= 60
+    await second.reset("k")
+    assert await first.peek("k") == (0, 0)
+
+
+async def test_two_throttles_on_one_redis_share_the_limit(redis: Redis) -> None:
+    workers = [
+        CountingLoginThrottle(RedisCounters(redis), max_attempts_per_username=4) for _ in range(2)
+    ]
+    for i in range(4):
+        await workers[i % 2].admit("ann", "10.0.0.1")
+    with pytest.raises(TooManyAttempts):
+        await workers[0].admit("ann", "10.0.0.1")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def two_worker_server(redis: Redis, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'two-workers.sqlite3'}",
+        "SECRET_KEY": "two-worker-test-secret-key-long-enough",
+        "REDIS_URL": REDIS_URL,
+        "BCRYPT_ROUNDS": "4",
+        "LOGIN_ATTEMPTS_PER_USERNAME": "4",
+        "WORKERS": "2",
+        "PORT": str(port),
+    }
+    cli = [sys.executable, "-m", "healthcare.entrypoints.cli.main"]
+    subprocess.run([*cli, "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    server = subprocess.Popen(
+        [*cli, "serve"],
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not start within 30 s")
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_two_workers_share_login_limits_through_redis(two_worker_server: str) -> None:
+    base = two_worker_server
+    body = {"username": "shared", "email": "shared@example.org", "password": "long enough pw"}
+    assert httpx.post(f"{base}/api/auth/register/", json=body, timeout=10).status_code == 201
+    statuses = []
+    for _ in range(5):
+        # A fresh connection each time, so either worker may take it.
+        with httpx.Client(base_url=base, timeout=10) as client:
+            response = client.post(
+                "/api/auth/login/", json={"username": "shared", "password": "wrong password"}
+            )
+            statuses.append(response.status_code)
+    assert statuses == [401, 401, 401, 401, 429]

@@ -1,0 +1,88 @@
+"""Brute-force brakes on sign-in."""
+
+from __future__ import annotations
+
+import pytest
+
+from healthcare.adapters.persistence.memory import MemoryUnitOfWork
+from healthcare.adapters.throttling.counters import MemoryCounters
+from healthcare.adapters.throttling.login import CountingLoginThrottle
+from healthcare.application.auth import Login
+from healthcare.domain.errors import AuthenticationFailed, TooManyAttempts
+from tests.unit.factories import Core
+
+
+async def test_memory_counters_count_within_a_window() -> None:
+    counters = MemoryCounters()
+    assert await counters.increment("k", 60) == (1, 60)
+    assert (await counters.increment("k", 60))[0] == 2
+    assert (await counters.peek("k"))[0] == 2
+    await counters.reset("k")
+    assert await counters.peek("k") == (0, 0)
+
+
+async def test_memory_counters_stay_bounded() -> None:
+    counters = MemoryCounters(max_keys=10)
+    for i in range(50):
+        await counters.increment(f"k{i}", 60)
+    assert len(counters._counts) <= 10
+
+
+async def test_a_handful_of_attempts_per_username_then_429() -> None:
+    throttle = CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3)
+    for _ in range(3):
+        await throttle.admit("ann", "10.0.0.1")
+    with pytest.raises(TooManyAttempts) as caught:
+        await throttle.admit("ann", "10.0.0.2")  # another address does not help
+    assert 0 < caught.value.retry_after <= 300
+    await throttle.admit("bob", "10.0.0.1")  # other usernames are unaffected
+
+
+async def test_success_resets_the_username_but_not_the_address() -> None:
+    throttle = CountingLoginThrottle(
+        MemoryCounters(), max_attempts_per_username=2, max_failures_per_client=3
+    )
+    await throttle.admit("ann", "10.0.0.1")
+    await throttle.succeeded("ann")
+    await throttle.admit("ann", "10.0.0.1")
+    await throttle.admit("ann", "10.0.0.1")  # two more after the reset are fine
+    for _ in range(3):
+        await throttle.failed("10.0.0.9")
+    with pytest.raises(TooManyAttempts):
+        await throttle.admit("carol", "10.0.0.9")
+
+
+async def test_login_is_throttled_even_with_the_right_password(core: Core) -> None:
+    user, password = await core.sign_up()
+    login = Login(
+        MemoryUnitOfWork(core.store),
+        core.hasher,
+        core.tokens,
+        core.clock,
+        CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3),
+    )
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            await login(user.username.upper(), "wrong password!", "10.0.0.1")
+    with pytest.raises(TooManyAttempts):
+        await login(user.username, password, "10.0.0.1")
+    assert len(core.hasher.verified) == 3  # a throttled attempt costs no bcrypt
+
+
+async def test_a_successful_login_resets_the_count(core: Core) -> None:
+    user, password = await core.sign_up()
+    login = Login(
+        MemoryUnitOfWork(core.store),
+        core.hasher,
+        core.tokens,
+        core.clock,
+        CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3),
+    )
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):
+            await login(user.username, "wrong password!", "10.0.0.1")
+    await login(user.username, password, "10.0.0.1")
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):
+            await login(user.username, "wrong password!", "10.0.0.1")
+    await login(user.username, password, "10.0.0.1")
