@@ -62,7 +62,7 @@ async def test_an_administrator_may_change_any_doctor(
 async def test_unknown_doctor_is_404(client: Client, alice: Account) -> None:
     for method in ("GET", "PUT", "DELETE"):
         response = await client.request(
-            method, "/api/doctors/9223372036854775000/", json=DOCTOR, headers=alice.headers
+            method, "/api/doctors/9007199254740991/", json=DOCTOR, headers=alice.headers
         )
         assert_problem(response, 404)
 

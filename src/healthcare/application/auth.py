@@ -23,6 +23,7 @@ from healthcare.domain.errors import (
     NotFound,
 )
 from healthcare.domain.rules import (
+    contains_nul,
     identity_key,
     password_errors,
     password_too_long,
@@ -90,8 +91,10 @@ class Login:
     ) -> TokenPair:
         throttle_key = identity_key(username_or_email)
         await self._throttle.admit(throttle_key, client)
-        async with self._uow as uow:
-            user = await uow.users.find_by_login(username_or_email)
+        user = None
+        if not contains_nul(username_or_email):  # no account can have such a name
+            async with self._uow as uow:
+                user = await uow.users.find_by_login(username_or_email)
         # bcrypt runs outside any transaction: it must not hold a connection or a lock.
         if user is None or password_too_long(password):
             # Same cost and same answer as a wrong password.

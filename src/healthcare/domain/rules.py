@@ -43,8 +43,13 @@ def username_errors(username: str) -> list[FieldError]:
     return []
 
 
+def contains_nul(value: str) -> bool:
+    """U+0000 has no place in text, and PostgreSQL cannot store it."""
+    return "\x00" in value
+
+
 def email_errors(email: str, field: str = "email") -> list[FieldError]:
-    if len(email) > EMAIL_MAX or not _EMAIL_RE.fullmatch(email):
+    if len(email) > EMAIL_MAX or contains_nul(email) or not _EMAIL_RE.fullmatch(email):
         return [FieldError(field, "must be a valid email address")]
     return []
 
@@ -57,6 +62,8 @@ def password_errors(password: str, username: str) -> list[FieldError]:
         errors.append(
             FieldError("password", f"must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8")
         )
+    if contains_nul(password):
+        errors.append(FieldError("password", "must not contain NUL characters"))
     if password.isdigit():
         errors.append(FieldError("password", "must not be entirely numeric"))
     if username and password.casefold() == username.casefold():
@@ -87,6 +94,8 @@ def _text_errors(
         return [FieldError(field, "is required")] if required else []
     if required and not value.strip():
         return [FieldError(field, "must not be blank")]
+    if contains_nul(value):
+        return [FieldError(field, "must not contain NUL characters")]
     if len(value) > maximum:
         return [FieldError(field, f"must be at most {maximum} characters")]
     return []

@@ -19,6 +19,7 @@ from healthcare.entrypoints.http.dependencies import (
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
+from healthcare.entrypoints.http.schemas import RequestBody
 from healthcare.entrypoints.http.throttling import RATE_LIMIT_STORE, rate_limit_config
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -57,7 +58,7 @@ def create_app(container: Container) -> Litestar:
     async def release_resources() -> None:
         await close_container(container)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *accounts.HANDLERS,
             *service.HANDLERS,
@@ -81,6 +82,9 @@ def create_app(container: Container) -> Litestar:
         debug=False,
         logging_config=None,  # the entrypoint configures JSON logging for the process
     )
+    if settings.docs_enabled:
+        _close_request_bodies(app)
+    return app
 
 
 def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
@@ -95,3 +99,11 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
         allow_credentials=False,
         max_age=600,
     )
+
+
+def _close_request_bodies(app: Litestar) -> None:
+    """Say in OpenAPI what msgspec enforces: request bodies take no unknown fields."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for body in RequestBody.__subclasses__():
+        if (schema := schemas.get(body.__name__)) is not None:
+            schema.additional_properties = False

@@ -120,6 +120,19 @@ def http_error_to_response(
     return problem(request, status, detail or HTTPStatus(status).phrase, headers=headers)
 
 
+def undecodable_body_to_response(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError | RecursionError
+) -> Response[ProblemDetails]:
+    # Raised while decoding a client's body: bytes that are not UTF-8, or nesting deeper
+    # than the decoder's stack. The client's fault, so a 400 rather than a 500.
+    detail = (
+        "The request body is nested too deeply"
+        if isinstance(exc, RecursionError)
+        else "The request body is not valid UTF-8 JSON"
+    )
+    return problem(request, 400, detail, kind="invalid-input")
+
+
 def internal_error_to_response(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ProblemDetails]:
@@ -144,5 +157,7 @@ EXCEPTION_HANDLERS: Mapping[Any, Any] = {
     DomainError: domain_error_to_response,
     ValidationException: validation_error_to_response,
     HTTPException: http_error_to_response,
+    UnicodeDecodeError: undecodable_body_to_response,
+    RecursionError: undecodable_body_to_response,
     Exception: internal_error_to_response,
 }

@@ -21,7 +21,10 @@ from healthcare.domain.entities import (
     User,
 )
 
-MAX_ID = 2**63 - 1  # BIGINT; larger ids cannot exist and must not reach the driver
+# Ids stay within the integers a JSON number (a double) holds exactly: JavaScript clients
+# read them safely, the OpenAPI bound renders exactly, and nothing beyond BIGINT reaches the
+# driver.
+MAX_ID = 2**53 - 1
 
 Id = Annotated[int, msgspec.Meta(gt=0, le=MAX_ID, description="A positive integer id")]
 GenderName = Literal["Male", "Female", "Other", "Unknown"]
@@ -43,14 +46,14 @@ OptionalEmail = Annotated[str | None, documented("An email address", max_length=
 OptionalPhone = Annotated[str | None, documented(max_length=rules.PHONE_MAX)]
 
 
-class _In(msgspec.Struct, forbid_unknown_fields=True):
+class RequestBody(msgspec.Struct, forbid_unknown_fields=True):
     """Request bodies reject unknown fields, so read-only fields can never be set."""
 
 
 # --- accounts -----------------------------------------------------------------------------
 
 
-class RegisterIn(_In):
+class RegisterIn(RequestBody):
     username: Annotated[
         str,
         documented(
@@ -69,17 +72,17 @@ class RegisterIn(_In):
     ]
 
 
-class LoginIn(_In):
+class LoginIn(RequestBody):
     password: str
     username: Annotated[str | None, msgspec.Meta(description="The username or the email")] = None
     email: str | None = None
 
 
-class RefreshIn(_In):
+class RefreshIn(RequestBody):
     refresh: str
 
 
-class PasswordChangeIn(_In):
+class PasswordChangeIn(RequestBody):
     current_password: str
     new_password: Annotated[
         str, documented("The same rules as at registration", min_length=rules.PASSWORD_MIN_CHARS)
@@ -111,7 +114,7 @@ class TokenPairOut(msgspec.Struct, frozen=True):
 # --- patients -----------------------------------------------------------------------------
 
 
-class PatientIn(_In):
+class PatientIn(RequestBody):
     name: Name
     age: Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)]
     gender: Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")]
@@ -165,7 +168,7 @@ class PatientOut(msgspec.Struct, frozen=True):
 # --- doctors ------------------------------------------------------------------------------
 
 
-class DoctorIn(_In):
+class DoctorIn(RequestBody):
     name: Name
     specialization: Name
     email: OptionalEmail = None
@@ -207,7 +210,7 @@ class DoctorOut(msgspec.Struct, frozen=True):
 # --- mappings -----------------------------------------------------------------------------
 
 
-class MappingIn(_In):
+class MappingIn(RequestBody):
     patient: Id
     doctor: Id
 
