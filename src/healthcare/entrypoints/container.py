@@ -37,8 +37,13 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Persistence: DATABASE_URL=memory:// selects the in-memory adapter, anything else SQL.
+    # A fixed pool: SQLAlchemy closes overflow connections as soon as they are returned, so
+    # under load an overflow pool reconnects to PostgreSQL for most requests.
     engine = providers.Singleton(
-        create_engine, settings.provided.database_url, pool_size=settings.provided.db_pool_size
+        create_engine,
+        settings.provided.database_url,
+        pool_size=settings.provided.db_pool_size,
+        max_overflow=0,
     )
     sessions = providers.Singleton(session_factory, engine)
     memory_store = providers.Singleton(MemoryStore)

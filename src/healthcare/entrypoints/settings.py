@@ -31,7 +31,7 @@ class Settings:
     access_token_lifetime: timedelta = timedelta(minutes=15)
     refresh_token_lifetime: timedelta = timedelta(days=7)
     bcrypt_rounds: int = 12
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -80,7 +80,7 @@ def load_settings(
         access_token_lifetime=timedelta(minutes=_int(values, "ACCESS_TOKEN_MINUTES", 15, 1)),
         refresh_token_lifetime=timedelta(days=_int(values, "REFRESH_TOKEN_DAYS", 7, 1)),
         bcrypt_rounds=_int(values, "BCRYPT_ROUNDS", 12, 4, 31),
-        db_pool_size=_int(values, "DB_POOL_SIZE", 10, 1),
+        db_pool_size=_int(values, "DB_POOL_SIZE", 20, 1),
         host=values.get("HOST", "127.0.0.1"),
         port=_int(values, "PORT", 8000, 0, 65535),
         workers=_int(values, "WORKERS", 1, 1),
