@@ -50,6 +50,9 @@ format: install ## Format and auto-fix the code
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+bench: install ## Benchmark the API against a bare baseline on PostgreSQL (BENCH_ARGS=--quick for a smoke run)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean: ## Remove the virtual environment and caches (keeps var/, the local database)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

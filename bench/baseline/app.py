@@ -1,0 +1,477 @@
+"""The benchmark's baseline: the same reads and writes as the API, done directly.
+
+A bare Litestar app (no container, no use cases, no SQLAlchemy): pyjwt HS256 verification of
+the same tokens the API issues, and hand-written SQL over a psycopg ``AsyncConnectionPool`` on
+the same PostgreSQL database. It serves only the routes the benchmark drives, with the same
+paths and response shapes, so one set of wrk scripts and tokens drives both servers. Served by
+granian with the same worker count as the API (see bench/run.py).
+
+Configuration (environment): DATABASE_URL (a postgresql:// URL; a ``+psycopg`` driver suffix
+is dropped), SECRET_KEY, ACCESS_TOKEN_MINUTES (15), REFRESH_TOKEN_DAYS (7), DB_POOL_SIZE (20
+connections per worker, kept open: the same fixed pool as the API's).
+
+This is a yardstick, not a product: it skips what the benchmark does not exercise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import unicodedata
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import bcrypt
+import jwt
+import msgspec
+import psycopg
+from litestar import Litestar, Request, Response, get, post, put
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
+from psycopg_pool import AsyncConnectionPool
+
+ISSUER = "healthcare"
+SECRET = os.environ["SECRET_KEY"]
+ACCESS_SECONDS = int(os.environ.get("ACCESS_TOKEN_MINUTES", "15")) * 60
+REFRESH_SECONDS = int(os.environ.get("REFRESH_TOKEN_DAYS", "7")) * 86400
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "20"))
+DATABASE_URL = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+REQUIRED = ["exp", "iat", "jti", "sub", "token_type", "iss"]
+GENDERS = {"male": "Male", "female": "Female", "other": "Other", "unknown": "Unknown"}
+BAD_CREDENTIALS = "No active account found with the given credentials"
+
+pool = AsyncConnectionPool(
+    DATABASE_URL,
+    min_size=POOL_SIZE,
+    max_size=POOL_SIZE,
+    kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+    open=False,
+)
+_DECOY = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(4))
+
+
+# --- bodies -------------------------------------------------------------------------------
+
+
+class PatientIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    age: Annotated[int, msgspec.Meta(ge=0, le=150)]
+    gender: Annotated[str, msgspec.Meta(max_length=16)]
+    phone: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    address: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    notes: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+
+
+class MappingIn(msgspec.Struct, forbid_unknown_fields=True):
+    patient: Annotated[int, msgspec.Meta(gt=0, le=2**63 - 1)]
+    doctor: Annotated[int, msgspec.Meta(gt=0, le=2**63 - 1)]
+
+
+class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
+    password: str
+    username: str | None = None
+    email: str | None = None
+
+
+class RefreshIn(msgspec.Struct, forbid_unknown_fields=True):
+    refresh: str
+
+
+class PatientOut(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    age: int
+    gender: str
+    phone: str | None
+    email: str | None
+    address: str | None
+    notes: str | None
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DoctorOut(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    specialization: str
+    email: str | None
+    phone: str | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MappingOut(msgspec.Struct, frozen=True):
+    id: int
+    patient: int
+    doctor: int
+    doctor_detail: DoctorOut
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenPairOut(msgspec.Struct, frozen=True):
+    access: str
+    refresh: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def _claims(token: str, kind: str) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, SECRET, algorithms=["HS256"], issuer=ISSUER, options={"require": REQUIRED}
+        )
+    except jwt.PyJWTError:
+        raise NotAuthorizedException("Token is invalid or expired") from None
+    subject = claims.get("sub")
+    if claims.get("token_type") != kind or not (
+        isinstance(subject, str) and subject.isascii() and subject.isdigit()
+    ):
+        raise NotAuthorizedException("Token is invalid or expired")
+    return claims
+
+
+def user_of(request: Request[Any, Any, Any]) -> int:
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException("Authentication credentials were not provided")
+    return int(_claims(token.strip(), "access")["sub"])
+
+
+def _sign(kind: str, user_id: int, seconds: int, extra: dict[str, Any]) -> tuple[str, str]:
+    now = int(time.time())
+    jti = uuid.uuid4().hex
+    claims = {
+        "iss": ISSUER,
+        "sub": str(user_id),
+        "token_type": kind,
+        "jti": jti,
+        "iat": now,
+        "exp": now + seconds,
+        **extra,
+    }
+    return jwt.encode(claims, SECRET, algorithm="HS256", headers={"typ": "JWT"}), jti
+
+
+def _identity_key(value: str) -> str:
+    return unicodedata.normalize("NFKC", value).casefold()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+_PATIENT = "id, name, age, gender, phone, email, address, notes, created_by, created_at, updated_at"
+_DOCTOR = (
+    "d.id, d.name, d.specialization, d.email, d.phone, d.created_by, d.created_at, d.updated_at"
+)
+
+
+def _blank_is_none(value: str | None) -> str | None:
+    return None if value is None or not value.strip() else value
+
+
+def _patient_values(data: PatientIn) -> dict[str, Any]:
+    gender = GENDERS.get(data.gender.strip().lower())
+    if gender is None or not data.name.strip():
+        raise HTTPException(status_code=400, detail="The request has invalid fields")
+    return {
+        "name": data.name,
+        "age": data.age,
+        "gender": gender,
+        "phone": _blank_is_none(data.phone),
+        "email": _blank_is_none(data.email),
+        "address": _blank_is_none(data.address),
+        "notes": _blank_is_none(data.notes),
+    }
+
+
+def _mapping(row: tuple[Any, ...]) -> MappingOut:
+    doctor = DoctorOut(*row[4:12])
+    return MappingOut(row[0], row[1], doctor.id, doctor, row[2], row[3])
+
+
+def _paged(
+    request: Request[Any, Any, Any], items: list[Any], total: int, limit: int, offset: int
+) -> Response[list[Any]]:
+    headers = {"X-Total-Count": str(total)}
+    links = []
+    for rel, to in (("next", offset + limit), ("prev", max(offset - limit, 0))):
+        if (rel == "next" and to < total) or (rel == "prev" and offset > 0):
+            query = {k: v for k, v in request.query_params.items() if k not in {"limit", "offset"}}
+            query.update(limit=str(limit), offset=str(to))
+            links.append(f'<{request.url.with_replacements(query=urlencode(query))}>; rel="{rel}"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return Response(items, headers=headers)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not (1 <= limit <= 1000 and offset >= 0):
+        raise HTTPException(status_code=400, detail="limit must be 1..1000, offset >= 0")
+
+
+# --- patients -----------------------------------------------------------------------------
+
+
+@get(["/api/patients/{patient_id:int}"])
+async def get_patient(request: Request[Any, Any, Any], patient_id: int) -> PatientOut:
+    owner = user_of(request)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_PATIENT} FROM patient WHERE id = %s AND created_by = %s",
+            (patient_id, owner),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundException(f"Patient {patient_id} not found")
+    return PatientOut(*row)
+
+
+@get(["/api/patients"])
+async def list_patients(
+    request: Request[Any, Any, Any], limit: int = 100, offset: int = 0
+) -> Response[list[PatientOut]]:
+    owner = user_of(request)
+    _check_page(limit, offset)
+    count = "SELECT count(*) FROM patient WHERE created_by = %(o)s"
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_PATIENT}, ({count}) FROM patient WHERE created_by = %(o)s"
+            " ORDER BY id LIMIT %(l)s OFFSET %(f)s",
+            {"o": owner, "l": limit, "f": offset},
+        )
+        rows = await cur.fetchall()
+        if rows:
+            total = rows[0][-1]
+        elif offset > 0:
+            total = (await (await conn.execute(count, {"o": owner})).fetchone())[0]  # type: ignore[index]
+        else:
+            total = 0
+    return _paged(request, [PatientOut(*r[:-1]) for r in rows], total, limit, offset)
+
+
+@post(["/api/patients"])
+async def create_patient(request: Request[Any, Any, Any], data: PatientIn) -> PatientOut:
+    owner = user_of(request)
+    values = _patient_values(data)
+    now = _now()
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO patient (created_by, name, age, gender, phone, email, address, notes,"
+            " created_at, updated_at) VALUES (%(o)s, %(name)s, %(age)s, %(gender)s, %(phone)s,"
+            f" %(email)s, %(address)s, %(notes)s, %(now)s, %(now)s) RETURNING {_PATIENT}",
+            {"o": owner, "now": now, **values},
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return PatientOut(*row)
+
+
+@put(["/api/patients/{patient_id:int}"])
+async def update_patient(
+    request: Request[Any, Any, Any], patient_id: int, data: PatientIn
+) -> PatientOut:
+    owner = user_of(request)
+    values = _patient_values(data)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE patient SET name = %(name)s, age = %(age)s, gender = %(gender)s,"
+            " phone = %(phone)s, email = %(email)s, address = %(address)s, notes = %(notes)s,"
+            f" updated_at = %(now)s WHERE id = %(id)s AND created_by = %(o)s RETURNING {_PATIENT}",
+            {"id": patient_id, "o": owner, "now": _now(), **values},
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundException(f"Patient {patient_id} not found")
+    return PatientOut(*row)
+
+
+# --- doctors and mappings -----------------------------------------------------------------
+
+
+@get(["/api/doctors"])
+async def list_doctors(
+    request: Request[Any, Any, Any], limit: int = 100, offset: int = 0
+) -> Response[list[DoctorOut]]:
+    user_of(request)
+    _check_page(limit, offset)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_DOCTOR}, (SELECT count(*) FROM doctor) FROM doctor d"
+            " ORDER BY d.id LIMIT %s OFFSET %s",
+            (limit, offset),
+        )
+        rows = await cur.fetchall()
+        if rows:
+            total = rows[0][-1]
+        elif offset > 0:
+            total = (await (await conn.execute("SELECT count(*) FROM doctor")).fetchone())[0]  # type: ignore[index]
+        else:
+            total = 0
+    return _paged(request, [DoctorOut(*r[:-1]) for r in rows], total, limit, offset)
+
+
+_MAPPING_ROW = "m.id, m.patient_id, m.created_at, m.updated_at, " + _DOCTOR
+_OWNS = "SELECT 1 FROM patient WHERE id = %(p)s AND created_by = %(o)s"
+
+
+@post(["/api/mappings"])
+async def create_mapping(request: Request[Any, Any, Any], data: MappingIn) -> MappingOut:
+    owner = user_of(request)
+    params = {"p": data.patient, "d": data.doctor, "o": owner, "now": _now()}
+    async with pool.connection() as conn:
+        try:
+            cur = await conn.execute(
+                "WITH m AS (INSERT INTO patient_doctor (patient_id, doctor_id, created_at,"
+                " updated_at) SELECT %(p)s, %(d)s, %(now)s, %(now)s"
+                f" WHERE EXISTS ({_OWNS})"
+                " ON CONFLICT ON CONSTRAINT uq_patient_doctor_pair DO NOTHING"
+                " RETURNING id, patient_id, doctor_id, created_at, updated_at)"
+                f" SELECT {_MAPPING_ROW} FROM m JOIN doctor d ON d.id = m.doctor_id",
+                params,
+            )
+        except psycopg.errors.ForeignKeyViolation:
+            raise NotFoundException(f"Doctor {data.doctor} not found") from None
+        row = await cur.fetchone()
+        if row is None:
+            if await (await conn.execute(_OWNS, params)).fetchone() is None:
+                raise NotFoundException(f"Patient {data.patient} not found")
+            raise HTTPException(status_code=409, detail="This doctor is already assigned")
+    return _mapping(row)
+
+
+@get(["/api/mappings/{patient_id:int}"])
+async def patient_mappings(
+    request: Request[Any, Any, Any], patient_id: int, limit: int = 100, offset: int = 0
+) -> Response[list[MappingOut]]:
+    owner = user_of(request)
+    _check_page(limit, offset)
+    params = {"p": patient_id, "o": owner, "l": limit, "f": offset}
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_MAPPING_ROW}, count(*) OVER () FROM patient_doctor m"
+            " JOIN doctor d ON d.id = m.doctor_id JOIN patient p ON p.id = m.patient_id"
+            " WHERE m.patient_id = %(p)s AND p.created_by = %(o)s"
+            " ORDER BY m.id LIMIT %(l)s OFFSET %(f)s",
+            params,
+        )
+        rows = await cur.fetchall()
+        total = rows[0][-1] if rows else 0
+        if not rows:
+            if await (await conn.execute(_OWNS, params)).fetchone() is None:
+                raise NotFoundException(f"Patient {patient_id} not found")
+            if offset > 0:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM patient_doctor WHERE patient_id = %(p)s", params
+                )
+                total = (await cur.fetchone())[0]  # type: ignore[index]
+    return _paged(request, [_mapping(r) for r in rows], total, limit, offset)
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+@post(["/api/auth/login", "/api/token"], status_code=200)
+async def login(data: LoginIn) -> TokenPairOut:
+    identifier = data.username if data.username is not None else data.email
+    if identifier is None:
+        raise HTTPException(status_code=400, detail="username is required")
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, password_hash, is_active, is_staff OR is_superuser FROM user_account"
+            " WHERE username_key = %(k)s OR email_key = %(k)s ORDER BY id LIMIT 1",
+            {"k": _identity_key(identifier)},
+        )
+        row = await cur.fetchone()
+    secret = data.password.encode("utf-8")[:72]
+    if row is None:
+        await asyncio.to_thread(bcrypt.checkpw, secret, _DECOY)
+        raise NotAuthorizedException(BAD_CREDENTIALS)
+    user_id, password_hash, is_active, is_admin = row
+    if not await asyncio.to_thread(bcrypt.checkpw, secret, password_hash.encode("ascii")):
+        raise NotAuthorizedException(BAD_CREDENTIALS)
+    if not is_active:
+        raise NotAuthorizedException(BAD_CREDENTIALS)
+    session_id = uuid.uuid4().hex
+    refresh, jti = _sign("refresh", user_id, REFRESH_SECONDS, {"sid": session_id})
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO refresh_session (id, user_id, current_jti, created_at)"
+            " VALUES (%s, %s, %s, %s)",
+            (session_id, user_id, jti, _now()),
+        )
+    access, _ = _sign("access", user_id, ACCESS_SECONDS, {"adm": is_admin})
+    return TokenPairOut(access, refresh, ACCESS_SECONDS)
+
+
+@post(["/api/auth/token/refresh", "/api/token/refresh"], status_code=200)
+async def refresh(data: RefreshIn) -> TokenPairOut:
+    claims = _claims(data.refresh, "refresh")
+    session_id = claims.get("sid")
+    if not isinstance(session_id, str):
+        raise NotAuthorizedException("Token is invalid or expired")
+    user_id = int(claims["sub"])
+    following, next_jti = _sign("refresh", user_id, REFRESH_SECONDS, {"sid": session_id})
+    async with pool.connection() as conn:
+        # One statement rotates the chain and checks the user: spent, revoked, foreign or
+        # inactive all come back empty.
+        cur = await conn.execute(
+            "UPDATE refresh_session s SET current_jti = %(next)s FROM user_account u"
+            " WHERE s.id = %(sid)s AND s.current_jti = %(jti)s AND s.revoked_at IS NULL"
+            " AND s.user_id = %(uid)s AND u.id = s.user_id AND u.is_active"
+            " RETURNING u.is_staff OR u.is_superuser",
+            {"next": next_jti, "sid": session_id, "jti": claims["jti"], "uid": user_id},
+        )
+        row = await cur.fetchone()
+        if row is None:  # reuse (or a lost race): revoke the chain, as the API does
+            await conn.execute(
+                "UPDATE refresh_session SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (_now(), session_id),
+            )
+            raise NotAuthorizedException("Token is invalid or expired")
+    access, _ = _sign("access", user_id, ACCESS_SECONDS, {"adm": row[0]})
+    return TokenPairOut(access, following, ACCESS_SECONDS)
+
+
+@get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _open_pool() -> None:
+    await pool.open(wait=True, timeout=30)
+
+
+async def _close_pool() -> None:
+    await pool.close()
+
+
+app = Litestar(
+    route_handlers=[
+        get_patient,
+        list_patients,
+        create_patient,
+        update_patient,
+        list_doctors,
+        create_mapping,
+        patient_mappings,
+        login,
+        refresh,
+        health,
+    ],
+    on_startup=[_open_pool],
+    on_shutdown=[_close_pool],
+    openapi_config=None,
+    debug=False,
+)
