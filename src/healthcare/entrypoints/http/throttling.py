@@ -20,7 +20,8 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _throttled(request: Request[Any, Any, Any]) -> bool:
+async def _throttled(request: Request[Any, Any, Any]) -> bool:
+    # async: a plain function would be sent to a worker thread on every request.
     return request.url.path.rstrip("/") in THROTTLED_PATHS
 
 
