@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from healthcare.adapters.throttling.counters import RedisCounters
@@ -122,3 +123,12 @@ def test_two_workers_share_login_limits_through_redis(two_worker_server: str) ->
             )
             statuses.append(response.status_code)
     assert statuses == [401, 401, 401, 401, 429]
+    # The count lives in Redis, not in one worker's memory: were it per process, the test
+    # above could still pass whenever every connection happened to reach the same worker.
+    shared = SyncRedis.from_url(REDIS_URL)
+    try:
+        keys = shared.keys("healthcare:throttle:login:user:*")
+        assert len(keys) == 1
+        assert int(shared.get(keys[0]) or 0) == 5
+    finally:
+        shared.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 # Fields an entrypoint may attach with ``extra=``; anything else on a record is ignored,
 # so a stray attribute can never carry a secret into the log.
-FIELDS = ("method", "path", "status", "duration_ms", "user_id", "request_id", "client")
+FIELDS = ("method", "path", "status", "duration_ms", "user_id", "request_id")
 # Drivers that log statement parameters (patient data, hashes) at DEBUG: never below WARNING.
 TALKATIVE_LIBRARIES = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg")
 

@@ -16,6 +16,7 @@ ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"
 MIN_SECRET_BYTES = 32
 _REQUIRED = ["exp", "iat", "jti", "sub", "token_type"]
+_WRONG_TYPE = {ACCESS: "Token is not an access token", REFRESH: "Token is not a refresh token"}
 
 
 class JwtTokenService:
@@ -83,19 +84,15 @@ class JwtTokenService:
         except jwt.PyJWTError as error:
             raise AuthenticationFailed("Token is invalid or expired") from error
         if claims.get("token_type") != kind:
-            raise AuthenticationFailed(
-                f"Token is not an {kind} token"
-                if kind == ACCESS
-                else f"Token is not a {kind} token"
-            )
+            raise AuthenticationFailed(_WRONG_TYPE[kind])
         return claims
 
 
 def _user_id(claims: dict[str, Any]) -> int:
     subject = claims.get("sub")
     # ASCII digits only ("²".isdigit() is true), and no longer than a BIGINT.
-    if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
-        raise AuthenticationFailed("Token is invalid or expired")
-    if len(subject) > 19:
+    if not (
+        isinstance(subject, str) and subject.isascii() and subject.isdigit() and len(subject) <= 19
+    ):
         raise AuthenticationFailed("Token is invalid or expired")
     return int(subject)
