@@ -18,7 +18,9 @@ from healthcare.adapters.persistence.sqlalchemy import current, downgrade, upgra
 from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
 from healthcare.adapters.persistence.sqlalchemy.tables import metadata
 
-TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
+FIRST_TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
+TABLES = FIRST_TABLES | {"audit_event"}
+HEAD = "0002"
 
 
 @pytest.fixture
@@ -53,13 +55,15 @@ async def tables_of(url: str) -> set[str]:
 def test_upgrade_downgrade_and_upgrade_again(fresh_url: str) -> None:
     assert current(fresh_url) is None
     upgrade(fresh_url)
-    assert current(fresh_url) == "0001"
+    assert current(fresh_url) == HEAD
     assert asyncio.run(tables_of(fresh_url)) == TABLES
+    downgrade(fresh_url, "0001")
+    assert asyncio.run(tables_of(fresh_url)) == FIRST_TABLES
     downgrade(fresh_url, "base")
     assert current(fresh_url) is None
     assert asyncio.run(tables_of(fresh_url)) == set()
     upgrade(fresh_url)
-    assert current(fresh_url) == "0001"
+    assert current(fresh_url) == HEAD
 
 
 async def test_schema_lists_exactly_the_model_tables(database_url: str) -> None:

@@ -6,14 +6,23 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
 from healthcare.application.paging import PageRequest
 from healthcare.application.ports import UnitOfWork
+from healthcare.domain.audit import (
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    AuditQuery,
+    ResourceType,
+)
 from healthcare.domain.entities import (
     Doctor,
     DoctorData,
@@ -463,3 +472,108 @@ async def test_find_by_login_prefers_the_owner_of_an_email(new_uow: UowFactory) 
         found = await uow.users.find_by_login(address)
     assert found is not None
     assert found.id == owner.id != squatter.id
+
+
+# Audit trail ----------------------------------------------------------------------------
+
+
+def audit_event(user_id: int, **changes: object) -> AuditEvent:
+    values: dict[str, object] = {
+        "occurred_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "action": AuditAction.PATIENT_READ,
+        "outcome": AuditOutcome.SUCCESS,
+        "user_id": user_id,
+        "resource_type": ResourceType.PATIENT,
+        "resource_id": 7,
+        "client": "203.0.113.9",
+        "request_id": "req-1",
+    }
+    return AuditEvent(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def some_user_id() -> int:
+    # The trail has no foreign key; a random id keeps this test's events apart.
+    return uuid.uuid4().int % 2**52 + 1
+
+
+class TestAuditRepository:
+    async def test_added_events_read_back_newest_first_with_filters(
+        self, new_uow: UowFactory
+    ) -> None:
+        user_id = some_user_id()
+        day = timedelta(days=1)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        events = [
+            audit_event(user_id, occurred_at=start),
+            audit_event(user_id, occurred_at=start + day, action=AuditAction.PATIENT_UPDATE),
+            audit_event(user_id, occurred_at=start + 2 * day, resource_id=8, client=None),
+        ]
+        async with new_uow() as uow:
+            await uow.audit.add(events)
+            await uow.commit()
+
+        async with new_uow() as uow:
+            everything = await uow.audit.list(AuditQuery(user_id=user_id), PageRequest())
+            updates = await uow.audit.list(
+                AuditQuery(user_id=user_id, action=AuditAction.PATIENT_UPDATE), PageRequest()
+            )
+            of_seven = await uow.audit.list(
+                AuditQuery(user_id=user_id, resource_type=ResourceType.PATIENT, resource_id=7),
+                PageRequest(),
+            )
+            window = await uow.audit.list(
+                AuditQuery(user_id=user_id, since=start + day, until=start + 2 * day),
+                PageRequest(),
+            )
+            second_page = await uow.audit.list(
+                AuditQuery(user_id=user_id), PageRequest(limit=2, offset=2)
+            )
+            past_the_end = await uow.audit.list(
+                AuditQuery(user_id=user_id), PageRequest(limit=2, offset=5)
+            )
+
+        assert everything.total == 3
+        assert [e.occurred_at for e in everything.items] == [
+            start + 2 * day,
+            start + day,
+            start,
+        ]
+        stored = everything.items[-1]
+        assert stored.id is not None
+        assert replace(stored, id=None) == events[0]
+        assert everything.items[0].client is None
+        assert [e.action for e in updates.items] == [AuditAction.PATIENT_UPDATE]
+        assert {e.resource_id for e in of_seven.items} == {7} and of_seven.total == 2
+        assert [e.occurred_at for e in window.items] == [start + day]
+        assert (len(second_page.items), second_page.total) == (1, 3)
+        assert (past_the_end.items, past_the_end.total) == ([], 3)
+
+    async def test_nothing_is_kept_without_a_commit(self, new_uow: UowFactory) -> None:
+        user_id = some_user_id()
+        async with new_uow() as uow:
+            await uow.audit.add([audit_event(user_id)])
+        async with new_uow() as uow:
+            assert (await uow.audit.list(AuditQuery(user_id=user_id), PageRequest())).total == 0
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE audit_event SET outcome = 'denied' WHERE user_id = :user_id",
+            "DELETE FROM audit_event WHERE user_id = :user_id",
+        ],
+    )
+    async def test_the_database_refuses_to_change_or_remove_an_event(
+        self, new_uow: UowFactory, session_factory: async_sessionmaker[AsyncSession], statement: str
+    ) -> None:
+        user_id = some_user_id()
+        async with new_uow() as uow:
+            await uow.audit.add([audit_event(user_id)])
+            await uow.commit()
+
+        async with session_factory() as session:
+            with pytest.raises(DBAPIError, match="append-only"):
+                await session.execute(text(statement), {"user_id": user_id})
+
+        async with new_uow() as uow:
+            kept = await uow.audit.list(AuditQuery(user_id=user_id), PageRequest())
+        assert [e.outcome for e in kept.items] == [AuditOutcome.SUCCESS]

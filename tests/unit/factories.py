@@ -11,11 +11,21 @@ from faker import Faker
 from polyfactory import Use
 from polyfactory.factories import DataclassFactory
 
+from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
-from healthcare.application.auth import GetCurrentUser, Login, Logout, RefreshTokens, RegisterUser
+from healthcare.application.audit import Auditor, ListAuditEvents
+from healthcare.application.auth import (
+    ChangePassword,
+    GetCurrentUser,
+    Login,
+    Logout,
+    RefreshTokens,
+    RegisterUser,
+    SetUserActive,
+)
 from healthcare.application.doctors import (
     CreateDoctor,
     DeleteDoctor,
@@ -37,6 +47,7 @@ from healthcare.application.patients import (
     ListPatients,
     UpdatePatient,
 )
+from healthcare.domain.audit import AuditEvent
 from healthcare.domain.entities import (
     Doctor,
     DoctorData,
@@ -107,29 +118,37 @@ class Core:
     def __post_init__(self) -> None:
         self.tokens = JwtTokenService(SECRET, self.clock)
         uow = self.uow
-        self.register = RegisterUser(uow(), self.hasher)
+        # Not started, so every event is written as it is recorded.
+        self.trail = BufferedAuditTrail(uow)
+        audit = self.auditor = Auditor(self.trail, self.clock)
+        self.register = RegisterUser(uow(), self.hasher, audit)
         self.throttle = CountingLoginThrottle(
             MemoryCounters(), max_attempts_per_username=1000, max_failures_per_client=1000
         )
-        self.login = Login(uow(), self.hasher, self.tokens, self.clock, self.throttle)
-        self.refresh = RefreshTokens(uow(), self.tokens, self.clock)
-        self.logout = Logout(uow(), self.tokens, self.clock)
+        self.login = Login(
+            uow(), self.hasher, self.tokens, self.clock, throttle=self.throttle, auditor=audit
+        )
+        self.refresh = RefreshTokens(uow(), self.tokens, self.clock, audit)
+        self.logout = Logout(uow(), self.tokens, self.clock, audit)
         self.current_user = GetCurrentUser(uow())
-        self.create_patient = CreatePatient(uow())
-        self.list_patients = ListPatients(uow())
-        self.get_patient = GetPatient(uow())
-        self.update_patient = UpdatePatient(uow())
-        self.delete_patient = DeletePatient(uow())
+        self.change_password = ChangePassword(uow(), self.hasher, self.clock, audit)
+        self.set_active = SetUserActive(uow(), self.clock, audit)
+        self.create_patient = CreatePatient(uow(), audit)
+        self.list_patients = ListPatients(uow(), audit)
+        self.get_patient = GetPatient(uow(), audit)
+        self.update_patient = UpdatePatient(uow(), audit)
+        self.delete_patient = DeletePatient(uow(), audit)
         self.create_doctor = CreateDoctor(uow())
         self.list_doctors = ListDoctors(uow())
         self.get_doctor = GetDoctor(uow())
         self.update_doctor = UpdateDoctor(uow())
         self.delete_doctor = DeleteDoctor(uow())
-        self.assign = AssignDoctorToPatient(uow())
-        self.list_mappings = ListMappings(uow())
-        self.list_patient_mappings = ListPatientMappings(uow())
-        self.list_patient_doctors = ListPatientDoctors(uow())
-        self.unassign = UnassignDoctor(uow())
+        self.assign = AssignDoctorToPatient(uow(), audit)
+        self.list_mappings = ListMappings(uow(), audit)
+        self.list_patient_mappings = ListPatientMappings(uow(), audit)
+        self.list_patient_doctors = ListPatientDoctors(uow(), audit)
+        self.unassign = UnassignDoctor(uow(), audit)
+        self.list_audit = ListAuditEvents(uow(), audit)
 
     def uow(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self.store)
@@ -145,6 +164,10 @@ class Core:
 
     async def add_doctor(self, principal: Principal, **overrides: Any) -> Doctor:
         return await self.create_doctor(principal, DoctorDataFactory.build(**overrides))
+
+    def audit_events(self) -> list[AuditEvent]:
+        """Every committed audit event, oldest first."""
+        return list(self.store.tables.audit_events.values())
 
     def users(self) -> list[User]:
         """Every committed user."""

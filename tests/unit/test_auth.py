@@ -7,12 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from healthcare.adapters.persistence.memory import MemoryUnitOfWork
 from healthcare.application.auth import (
     BAD_CREDENTIALS,
     BAD_REFRESH_TOKEN,
-    ChangePassword,
-    SetUserActive,
     TokenPair,
 )
 from healthcare.domain.entities import Principal
@@ -481,7 +478,7 @@ class TestAccountChanges:
         user, password = await core.sign_up()
         first = await core.login(user.username, password)
         second = await core.login(user.username, password)
-        change = ChangePassword(MemoryUnitOfWork(core.store), core.hasher, core.clock)
+        change = core.change_password
 
         await change(user.principal(), password, "another fine passphrase")
 
@@ -493,7 +490,7 @@ class TestAccountChanges:
     async def test_deactivation_needs_an_administrator(self, core: Core) -> None:
         user, _ = await core.sign_up()
         other, _ = await core.sign_up()
-        set_active = SetUserActive(MemoryUnitOfWork(core.store), core.clock)
+        set_active = core.set_active
 
         with pytest.raises(Forbidden):
             await set_active(other.principal(), user.id, active=False)

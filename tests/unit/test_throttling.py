@@ -8,6 +8,7 @@ from healthcare.adapters.persistence.memory import MemoryUnitOfWork
 from healthcare.adapters.throttling.counters import MemoryCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.application.auth import Login
+from healthcare.domain.audit import Origin
 from healthcare.domain.errors import AuthenticationFailed, TooManyAttempts
 from tests.unit.factories import Core
 
@@ -59,13 +60,14 @@ async def test_login_is_throttled_even_with_the_right_password(core: Core) -> No
         core.hasher,
         core.tokens,
         core.clock,
-        CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3),
+        throttle=CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3),
+        auditor=core.auditor,
     )
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
-            await login(user.username.upper(), "wrong password!", "10.0.0.1")
+            await login(user.username.upper(), "wrong password!", Origin("10.0.0.1"))
     with pytest.raises(TooManyAttempts):
-        await login(user.username, password, "10.0.0.1")
+        await login(user.username, password, Origin("10.0.0.1"))
     assert len(core.hasher.verified) == 3  # a throttled attempt costs no bcrypt
 
 
@@ -76,13 +78,14 @@ async def test_a_successful_login_resets_the_count(core: Core) -> None:
         core.hasher,
         core.tokens,
         core.clock,
-        CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3),
+        throttle=CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3),
+        auditor=core.auditor,
     )
     for _ in range(2):
         with pytest.raises(AuthenticationFailed):
-            await login(user.username, "wrong password!", "10.0.0.1")
-    await login(user.username, password, "10.0.0.1")
+            await login(user.username, "wrong password!", Origin("10.0.0.1"))
+    await login(user.username, password, Origin("10.0.0.1"))
     for _ in range(2):
         with pytest.raises(AuthenticationFailed):
-            await login(user.username, "wrong password!", "10.0.0.1")
-    await login(user.username, password, "10.0.0.1")
+            await login(user.username, "wrong password!", Origin("10.0.0.1"))
+    await login(user.username, password, Origin("10.0.0.1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from healthcare.application.audit import Auditor
 from healthcare.application.ports import (
     Clock,
     LoginThrottle,
@@ -13,6 +14,7 @@ from healthcare.application.ports import (
     TokenService,
     UnitOfWork,
 )
+from healthcare.domain.audit import NOWHERE, AuditAction, AuditOutcome, Origin, ResourceType
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
 from healthcare.domain.errors import (
     AuthenticationFailed,
@@ -32,6 +34,7 @@ from healthcare.domain.rules import (
 
 BAD_CREDENTIALS = "No active account found with the given credentials"
 BAD_REFRESH_TOKEN = "Token is invalid or expired"  # noqa: S105 - a message, not a secret
+USER = ResourceType.USER
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +45,10 @@ class TokenPair:
 
 
 class RegisterUser:
-    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher) -> None:
+    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, auditor: Auditor) -> None:
         self._uow = uow
         self._hasher = hasher
+        self._audit = auditor
 
     async def __call__(
         self,
@@ -54,18 +58,22 @@ class RegisterUser:
         *,
         is_staff: bool = False,
         is_superuser: bool = False,
+        origin: Origin = NOWHERE,
     ) -> User:
-        validate_registration(username, email, password)
-        password_hash = await self._hasher.hash(password)
-        async with self._uow as uow:
-            # A username may look like an address, but not like someone else's: sign-in
-            # looks emails up first, so such a username could never be used.
-            if await uow.users.find_by_login(username) is not None:
-                raise Conflict("A user with that username already exists", "username")
-            user = await uow.users.add(
-                NewUser(username, email, password_hash, is_staff, is_superuser)
-            )
-            await uow.commit()
+        async with self._audit.scope(AuditAction.REGISTER, origin, None, USER) as audit:
+            validate_registration(username, email, password)
+            password_hash = await self._hasher.hash(password)
+            async with self._uow as uow:
+                # A username may look like an address, but not like someone else's: sign-in
+                # looks emails up first, so such a username could never be used.
+                if await uow.users.find_by_login(username) is not None:
+                    raise Conflict("A user with that username already exists", "username")
+                user = await uow.users.add(
+                    NewUser(username, email, password_hash, is_staff, is_superuser)
+                )
+                audit.user_id = audit.resource_id = user.id
+                await audit.stage(uow)
+                await uow.commit()
         return user
 
 
@@ -78,40 +86,49 @@ class Login:
         hasher: PasswordHasher,
         tokens: TokenService,
         clock: Clock,
+        *,
         throttle: LoginThrottle,
+        auditor: Auditor,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
         self._clock = clock
         self._throttle = throttle
+        self._audit = auditor
 
     async def __call__(
-        self, username_or_email: str, password: str, client: str = "unknown"
+        self, username_or_email: str, password: str, origin: Origin = NOWHERE
     ) -> TokenPair:
-        throttle_key = identity_key(username_or_email)
-        await self._throttle.admit(throttle_key, client)
-        user = None
-        if not contains_nul(username_or_email):  # no account can have such a name
+        client = origin.client or "unknown"
+        async with self._audit.scope(AuditAction.LOGIN, origin, None, USER) as audit:
+            throttle_key = identity_key(username_or_email)
+            await self._throttle.admit(throttle_key, client)
+            user = None
+            if not contains_nul(username_or_email):  # no account can have such a name
+                async with self._uow as uow:
+                    user = await uow.users.find_by_login(username_or_email)
+            # The account attacked is recorded, never the name typed: it may be a password.
+            audit.resource_id = user.id if user is not None else None
+            # bcrypt runs outside any transaction: it must not hold a connection or a lock.
+            if user is None or password_too_long(password):
+                # Same cost and same answer as a wrong password.
+                await self._hasher.waste_time(password[:72])
+                await self._throttle.failed(client)
+                raise AuthenticationFailed(BAD_CREDENTIALS)
+            if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
+                await self._throttle.failed(client)
+                raise AuthenticationFailed(BAD_CREDENTIALS)
+            await self._throttle.succeeded(throttle_key)
+            audit.user_id = user.id
             async with self._uow as uow:
-                user = await uow.users.find_by_login(username_or_email)
-        # bcrypt runs outside any transaction: it must not hold a connection or a lock.
-        if user is None or password_too_long(password):
-            # Same cost and same answer as a wrong password.
-            await self._hasher.waste_time(password[:72])
-            await self._throttle.failed(client)
-            raise AuthenticationFailed(BAD_CREDENTIALS)
-        if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
-            await self._throttle.failed(client)
-            raise AuthenticationFailed(BAD_CREDENTIALS)
-        await self._throttle.succeeded(throttle_key)
-        async with self._uow as uow:
-            session_id = uuid.uuid4().hex
-            refresh = self._tokens.issue_refresh(user.id, session_id)
-            await uow.refresh_sessions.add(
-                RefreshSession(session_id, user.id, refresh.jti, self._clock.now())
-            )
-            await uow.commit()
+                session_id = uuid.uuid4().hex
+                refresh = self._tokens.issue_refresh(user.id, session_id)
+                await uow.refresh_sessions.add(
+                    RefreshSession(session_id, user.id, refresh.jti, self._clock.now())
+                )
+                await audit.stage(uow)
+                await uow.commit()
         access = self._tokens.issue_access(user.principal())
         return TokenPair(access.token, refresh.token, access.expires_in)
 
@@ -119,30 +136,38 @@ class Login:
 class RefreshTokens:
     """Spend a refresh token for a new pair. Spending one twice revokes its whole chain."""
 
-    def __init__(self, uow: UnitOfWork, tokens: TokenService, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWork, tokens: TokenService, clock: Clock, auditor: Auditor
+    ) -> None:
         self._uow = uow
         self._tokens = tokens
         self._clock = clock
+        self._audit = auditor
 
-    async def __call__(self, refresh_token: str) -> TokenPair:
-        claims = self._tokens.read_refresh(refresh_token)
-        async with self._uow as uow:
-            session = await uow.refresh_sessions.get(claims.session_id)
-            if session is None or session.is_revoked or session.user_id != claims.user_id:
-                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-            user = await uow.users.get(claims.user_id)
-            if user is None or not user.is_active:
-                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-            following = self._tokens.issue_refresh(user.id, session.id)
-            rotated = session.current_jti == claims.jti and await uow.refresh_sessions.rotate(
-                session.id, claims.jti, following.jti
-            )
-            if not rotated:
-                # A spent token came back (or lost a race with its twin): assume theft.
-                await uow.refresh_sessions.revoke(session.id, self._clock.now())
+    async def __call__(self, refresh_token: str, origin: Origin = NOWHERE) -> TokenPair:
+        async with self._audit.scope(AuditAction.REFRESH, origin, None, USER) as audit:
+            claims = self._tokens.read_refresh(refresh_token)
+            # The signature proves who the token was issued to.
+            audit.user_id = audit.resource_id = claims.user_id
+            async with self._uow as uow:
+                session = await uow.refresh_sessions.get(claims.session_id)
+                if session is None or session.is_revoked or session.user_id != claims.user_id:
+                    raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+                user = await uow.users.get(claims.user_id)
+                if user is None or not user.is_active:
+                    raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+                following = self._tokens.issue_refresh(user.id, session.id)
+                rotated = session.current_jti == claims.jti and await uow.refresh_sessions.rotate(
+                    session.id, claims.jti, following.jti
+                )
+                if not rotated:
+                    # A spent token came back (or lost a race with its twin): assume theft.
+                    await uow.refresh_sessions.revoke(session.id, self._clock.now())
+                    await audit.stage(uow, AuditOutcome.FAILED, AuditAction.REFRESH_REUSE)
+                    await uow.commit()
+                    raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+                await audit.stage(uow)
                 await uow.commit()
-                raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-            await uow.commit()
         access = self._tokens.issue_access(user.principal())
         return TokenPair(access.token, following.token, access.expires_in)
 
@@ -150,22 +175,28 @@ class RefreshTokens:
 class Logout:
     """Revoke the chain a refresh token belongs to. Only its owner may do so."""
 
-    def __init__(self, uow: UnitOfWork, tokens: TokenService, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWork, tokens: TokenService, clock: Clock, auditor: Auditor
+    ) -> None:
         self._uow = uow
         self._tokens = tokens
         self._clock = clock
+        self._audit = auditor
 
     async def __call__(self, principal: Principal, refresh_token: str) -> None:
-        claims: RefreshClaims = self._tokens.read_refresh(refresh_token)
-        if claims.user_id != principal.user_id:
-            raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-        async with self._uow as uow:
-            session = await uow.refresh_sessions.get(claims.session_id)
-            if session is None or session.user_id != principal.user_id:
+        action = AuditAction.LOGOUT
+        async with self._audit.of(principal, action, USER, principal.user_id) as audit:
+            claims: RefreshClaims = self._tokens.read_refresh(refresh_token)
+            if claims.user_id != principal.user_id:
                 raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-            if not session.is_revoked:
-                await uow.refresh_sessions.revoke(session.id, self._clock.now())
-                await uow.commit()
+            async with self._uow as uow:
+                session = await uow.refresh_sessions.get(claims.session_id)
+                if session is None or session.user_id != principal.user_id:
+                    raise AuthenticationFailed(BAD_REFRESH_TOKEN)
+                if not session.is_revoked:
+                    await uow.refresh_sessions.revoke(session.id, self._clock.now())
+                    await audit.stage(uow)
+                    await uow.commit()
 
 
 class GetCurrentUser:
@@ -183,25 +214,33 @@ class GetCurrentUser:
 class ChangePassword:
     """Change one's own password; every login's refresh chain is revoked with the old one."""
 
-    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock) -> None:
+    def __init__(
+        self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, auditor: Auditor
+    ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
+        self._audit = auditor
 
     async def __call__(self, principal: Principal, current: str, new: str) -> None:
-        async with self._uow as uow:
-            user = await uow.users.get(principal.user_id)
-        if user is None or not user.is_active:
-            raise AuthenticationFailed("The account no longer exists or is inactive")
-        if password_too_long(current) or not await self._hasher.verify(current, user.password_hash):
-            raise InvalidInput.single("current_password", "is not your current password")
-        if errors := password_errors(new, user.username):
-            raise InvalidInput([FieldError("new_password", e.message) for e in errors])
-        new_hash = await self._hasher.hash(new)
-        async with self._uow as uow:
-            await uow.users.set_password_hash(user.id, new_hash)
-            await uow.refresh_sessions.revoke_all_for_user(user.id, self._clock.now())
-            await uow.commit()
+        action = AuditAction.PASSWORD_CHANGE
+        async with self._audit.of(principal, action, USER, principal.user_id) as audit:
+            async with self._uow as uow:
+                user = await uow.users.get(principal.user_id)
+            if user is None or not user.is_active:
+                raise AuthenticationFailed("The account no longer exists or is inactive")
+            if password_too_long(current) or not await self._hasher.verify(
+                current, user.password_hash
+            ):
+                raise InvalidInput.single("current_password", "is not your current password")
+            if errors := password_errors(new, user.username):
+                raise InvalidInput([FieldError("new_password", e.message) for e in errors])
+            new_hash = await self._hasher.hash(new)
+            async with self._uow as uow:
+                await uow.users.set_password_hash(user.id, new_hash)
+                await uow.refresh_sessions.revoke_all_for_user(user.id, self._clock.now())
+                await audit.stage(uow)
+                await uow.commit()
 
 
 class SetUserActive:
@@ -211,20 +250,24 @@ class SetUserActive:
     their access tokens lapse within their short lifetime.
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, auditor: Auditor) -> None:
         self._uow = uow
         self._clock = clock
+        self._audit = auditor
 
     async def __call__(self, principal: Principal, user_id: int, active: bool) -> User:
-        if not principal.is_admin:
-            raise Forbidden("Only an administrator may change an account's status")
-        if user_id == principal.user_id and not active:
-            raise InvalidInput.single("user", "administrators cannot deactivate themselves")
-        async with self._uow as uow:
-            user = await uow.users.set_active(user_id, active)
-            if user is None:
-                raise NotFound("User", user_id)
-            if not active:
-                await uow.refresh_sessions.revoke_all_for_user(user_id, self._clock.now())
-            await uow.commit()
+        action = AuditAction.USER_ACTIVATE if active else AuditAction.USER_DEACTIVATE
+        async with self._audit.of(principal, action, USER, user_id) as audit:
+            if not principal.is_admin:
+                raise Forbidden("Only an administrator may change an account's status")
+            if user_id == principal.user_id and not active:
+                raise InvalidInput.single("user", "administrators cannot deactivate themselves")
+            async with self._uow as uow:
+                user = await uow.users.set_active(user_id, active)
+                if user is None:
+                    raise NotFound("User", user_id)
+                if not active:
+                    await uow.refresh_sessions.revoke_all_for_user(user_id, self._clock.now())
+                await audit.stage(uow)
+                await uow.commit()
         return user

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from healthcare.application.audit import Auditor
 from healthcare.application.paging import Page, PageRequest
 from healthcare.application.ports import UnitOfWork
+from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import Doctor, Mapping, Principal
 from healthcare.domain.errors import NotFound
 
+PATIENT, MAPPING = ResourceType.PATIENT, ResourceType.MAPPING
+
 
 class AssignDoctorToPatient:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
         self._uow = uow
+        self._audit = auditor
 
     async def __call__(self, principal: Principal, patient_id: int, doctor_id: int) -> Mapping:
-        async with self._uow as uow:
+        async with (
+            self._audit.of(principal, AuditAction.MAPPING_CREATE, MAPPING) as audit,
+            self._uow as uow,
+        ):
             if await uow.patients.get(principal.user_id, patient_id) is None:
                 raise NotFound("Patient", patient_id)
             if await uow.doctors.get(doctor_id) is None:
                 raise NotFound("Doctor", doctor_id)
             mapping = await uow.mappings.add(patient_id, doctor_id)
+            audit.resource_id = mapping.id
+            await audit.stage(uow)
             await uow.commit()
         return mapping
 
@@ -26,35 +36,45 @@ class AssignDoctorToPatient:
 class ListMappings:
     """Every mapping of the caller's patients."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
         self._uow = uow
+        self._audit = auditor
 
     async def __call__(self, principal: Principal, page: PageRequest) -> Page[Mapping]:
-        async with self._uow as uow:
+        async with (
+            self._audit.of(principal, AuditAction.MAPPING_LIST, MAPPING),
+            self._uow as uow,
+        ):
             return await uow.mappings.list_for_owner(principal.user_id, page)
 
 
 class ListPatientMappings:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
         self._uow = uow
+        self._audit = auditor
 
     async def __call__(
         self, principal: Principal, patient_id: int, page: PageRequest
     ) -> Page[Mapping]:
-        async with self._uow as uow:
+        action = AuditAction.MAPPING_LIST_PATIENT
+        async with self._audit.of(principal, action, PATIENT, patient_id), self._uow as uow:
             if await uow.patients.get(principal.user_id, patient_id) is None:
                 raise NotFound("Patient", patient_id)
             return await uow.mappings.list_for_patient(patient_id, page)
 
 
 class ListPatientDoctors:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
         self._uow = uow
+        self._audit = auditor
 
     async def __call__(
         self, principal: Principal, patient_id: int, page: PageRequest
     ) -> Page[Doctor]:
-        async with self._uow as uow:
+        async with (
+            self._audit.of(principal, AuditAction.PATIENT_DOCTORS, PATIENT, patient_id),
+            self._uow as uow,
+        ):
             if await uow.patients.get(principal.user_id, patient_id) is None:
                 raise NotFound("Patient", patient_id)
             return await uow.mappings.doctors_of_patient(patient_id, page)
@@ -63,13 +83,19 @@ class ListPatientDoctors:
 class UnassignDoctor:
     """Delete a mapping by its own id; only the owner of its patient may."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
         self._uow = uow
+        self._audit = auditor
 
     async def __call__(self, principal: Principal, mapping_id: int) -> None:
-        async with self._uow as uow:
+        action = AuditAction.MAPPING_DELETE
+        async with (
+            self._audit.of(principal, action, MAPPING, mapping_id) as audit,
+            self._uow as uow,
+        ):
             if await uow.mappings.get(principal.user_id, mapping_id) is None:
                 raise NotFound("Mapping", mapping_id)
             if not await uow.mappings.delete(mapping_id):
                 raise NotFound("Mapping", mapping_id)
+            await audit.stage(uow)
             await uow.commit()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
 from healthcare.application.paging import Page, PageRequest
+from healthcare.domain.audit import AuditEvent, AuditQuery
 from healthcare.domain.entities import (
     Doctor,
     DoctorData,
@@ -107,6 +109,16 @@ class RefreshSessionRepository(Protocol):
     async def revoke_all_for_user(self, user_id: int, when: datetime) -> None: ...
 
 
+class AuditRepository(Protocol):
+    """The append-only audit trail: events are added and read, never changed or removed."""
+
+    async def add(self, events: Sequence[AuditEvent]) -> None: ...
+
+    async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
+        """Matching events, newest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Entered by a use case; nothing is kept unless it commits."""
 
@@ -125,6 +137,9 @@ class UnitOfWork(Protocol):
     @property
     def refresh_sessions(self) -> RefreshSessionRepository: ...
 
+    @property
+    def audit(self) -> AuditRepository: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -137,6 +152,20 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
+
+
+class AuditTrail(Protocol):
+    """Where events that accompany no change (reads, refusals) are written.
+
+    An event that records a change is added through the unit of work instead, so that it is
+    kept exactly when the change is.
+    """
+
+    async def record(self, event: AuditEvent) -> None: ...
+
+    async def flush(self) -> None:
+        """Write whatever this process still holds, before the trail is read."""
+        ...
 
 
 class PasswordHasher(Protocol):

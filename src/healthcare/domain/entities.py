@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from healthcare.domain.audit import NOWHERE, Origin
 from healthcare.domain.errors import InvalidInput
 
 
@@ -27,10 +28,11 @@ class Gender(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling, as proven by an access token (no database needed)."""
+    """Who is calling, as proven by an access token (no database needed), and from where."""
 
     user_id: int
     is_admin: bool = False
+    origin: Origin = NOWHERE
 
 
 @dataclass(frozen=True, slots=True)

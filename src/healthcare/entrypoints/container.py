@@ -7,6 +7,7 @@ from litestar.stores.memory import MemoryStore as LitestarMemoryStore
 from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
+from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.clock import SystemClock
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.memory.probe import MemoryProbe
@@ -18,6 +19,7 @@ from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.application import auth, doctors, health, mappings, patients
+from healthcare.application.audit import Auditor, ListAuditEvents
 from healthcare.entrypoints.settings import Settings
 
 
@@ -58,6 +60,14 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(MemoryProbe),
     )
 
+    # Events of reads and refusals are written in batches; those of changes go with the change.
+    audit_trail = providers.Singleton(
+        BufferedAuditTrail,
+        unit_of_work.provider,
+        interval=settings.provided.audit_flush_seconds,
+    )
+    auditor = providers.Singleton(Auditor, audit_trail, clock)
+
     # Throttling: REDIS_URL shares the counters across workers and machines.
     redis = providers.Singleton(Redis.from_url, settings.provided.redis_url)
     counters = providers.Selector(
@@ -78,21 +88,31 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(LitestarMemoryStore),
     )
 
-    register_user = providers.Factory(auth.RegisterUser, unit_of_work, password_hasher)
+    register_user = providers.Factory(auth.RegisterUser, unit_of_work, password_hasher, auditor)
     login_user = providers.Factory(
-        auth.Login, unit_of_work, password_hasher, token_service, clock, login_throttle
+        auth.Login,
+        unit_of_work,
+        password_hasher,
+        token_service,
+        clock,
+        throttle=login_throttle,
+        auditor=auditor,
     )
-    refresh_tokens = providers.Factory(auth.RefreshTokens, unit_of_work, token_service, clock)
-    logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock)
+    refresh_tokens = providers.Factory(
+        auth.RefreshTokens, unit_of_work, token_service, clock, auditor
+    )
+    logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock, auditor)
     get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)
-    change_password = providers.Factory(auth.ChangePassword, unit_of_work, password_hasher, clock)
-    set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock)
+    change_password = providers.Factory(
+        auth.ChangePassword, unit_of_work, password_hasher, clock, auditor
+    )
+    set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock, auditor)
 
-    create_patient = providers.Factory(patients.CreatePatient, unit_of_work)
-    list_patients = providers.Factory(patients.ListPatients, unit_of_work)
-    get_patient = providers.Factory(patients.GetPatient, unit_of_work)
-    update_patient = providers.Factory(patients.UpdatePatient, unit_of_work)
-    delete_patient = providers.Factory(patients.DeletePatient, unit_of_work)
+    create_patient = providers.Factory(patients.CreatePatient, unit_of_work, auditor)
+    list_patients = providers.Factory(patients.ListPatients, unit_of_work, auditor)
+    get_patient = providers.Factory(patients.GetPatient, unit_of_work, auditor)
+    update_patient = providers.Factory(patients.UpdatePatient, unit_of_work, auditor)
+    delete_patient = providers.Factory(patients.DeletePatient, unit_of_work, auditor)
 
     create_doctor = providers.Factory(doctors.CreateDoctor, unit_of_work)
     list_doctors = providers.Factory(doctors.ListDoctors, unit_of_work)
@@ -100,11 +120,13 @@ class Container(containers.DeclarativeContainer):
     update_doctor = providers.Factory(doctors.UpdateDoctor, unit_of_work)
     delete_doctor = providers.Factory(doctors.DeleteDoctor, unit_of_work)
 
-    assign_doctor = providers.Factory(mappings.AssignDoctorToPatient, unit_of_work)
-    list_mappings = providers.Factory(mappings.ListMappings, unit_of_work)
-    list_patient_mappings = providers.Factory(mappings.ListPatientMappings, unit_of_work)
-    list_patient_doctors = providers.Factory(mappings.ListPatientDoctors, unit_of_work)
-    unassign_doctor = providers.Factory(mappings.UnassignDoctor, unit_of_work)
+    assign_doctor = providers.Factory(mappings.AssignDoctorToPatient, unit_of_work, auditor)
+    list_mappings = providers.Factory(mappings.ListMappings, unit_of_work, auditor)
+    list_patient_mappings = providers.Factory(mappings.ListPatientMappings, unit_of_work, auditor)
+    list_patient_doctors = providers.Factory(mappings.ListPatientDoctors, unit_of_work, auditor)
+    unassign_doctor = providers.Factory(mappings.UnassignDoctor, unit_of_work, auditor)
+
+    list_audit_events = providers.Factory(ListAuditEvents, unit_of_work, auditor)
 
     check_readiness = providers.Factory(health.CheckReadiness, database_probe)
 
@@ -116,7 +138,8 @@ def build_container(settings: Settings) -> Container:
 
 
 async def close_container(container: Container) -> None:
-    """Release what the container opened (the engine's pool), if it opened anything."""
+    """Write what the audit trail still holds, then release what the container opened."""
+    await container.audit_trail().close()
     if container.settings().persistence == "sqlalchemy":
         await container.engine().dispose()
     if container.settings().throttle_backend == "redis":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -43,6 +44,13 @@ class Settings:
     login_failures_per_client: int = 20
     login_window_seconds: int = 300
     auth_requests_per_minute: int = 60  # registration and refresh, per client address
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; else the socket.
+    trusted_proxies: tuple[str, ...] = ()
+    audit_flush_ms: int = 250  # longest a read's audit event waits to be written
+
+    @property
+    def audit_flush_seconds(self) -> float:
+        return self.audit_flush_ms / 1000
 
     @property
     def throttle_backend(self) -> str:
@@ -91,9 +99,9 @@ def load_settings(
         login_failures_per_client=_int(values, "LOGIN_FAILURES_PER_CLIENT", 20, 1),
         login_window_seconds=_int(values, "LOGIN_WINDOW_SECONDS", 300, 1),
         auth_requests_per_minute=_int(values, "AUTH_REQUESTS_PER_MINUTE", 60, 1),
-        cors_origins=tuple(
-            origin.strip() for origin in values.get("CORS_ORIGINS", "").split(",") if origin.strip()
-        ),
+        cors_origins=_list(values, "CORS_ORIGINS"),
+        trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
+        audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
     )
 
 
@@ -152,6 +160,22 @@ def _secret_key(values: Mapping[str, str], data_dir: Path, create: bool) -> str:
     if len(key.encode("utf-8")) < MIN_SECRET_BYTES:
         raise SettingsError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long")
     return key
+
+
+def _list(values: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in values.get(name, "").split(",") if item.strip())
+
+
+def _networks(values: Mapping[str, str], name: str) -> tuple[str, ...]:
+    networks = _list(values, name)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or networks (such as 10.0.0.0/8), not {network!r}"
+            ) from None
+    return networks
 
 
 def _bool(values: Mapping[str, str], name: str, *, default: bool) -> bool:

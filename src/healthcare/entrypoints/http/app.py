@@ -7,7 +7,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
 from healthcare.entrypoints.container import Container, close_container
-from healthcare.entrypoints.http.controllers import accounts, service
+from healthcare.entrypoints.http.controllers import accounts, audit, service
 from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
 from healthcare.entrypoints.http.controllers.patients import PatientController
@@ -18,6 +18,7 @@ from healthcare.entrypoints.http.dependencies import (
 )
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
+from healthcare.entrypoints.http.origin import trust_proxies
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.schemas import RequestBody
 from healthcare.entrypoints.http.throttling import RATE_LIMIT_STORE, rate_limit_config
@@ -48,12 +49,16 @@ USE_CASES = (
     "list_patient_mappings",
     "list_patient_doctors",
     "unassign_doctor",
+    "list_audit_events",
     "check_readiness",
 )
 
 
 def create_app(container: Container) -> Litestar:
     settings = container.settings()
+
+    def start_audit_trail() -> None:
+        container.audit_trail().start()
 
     async def release_resources() -> None:
         await close_container(container)
@@ -62,6 +67,7 @@ def create_app(container: Container) -> Litestar:
         route_handlers=[
             *accounts.HANDLERS,
             *service.HANDLERS,
+            *audit.HANDLERS,
             PatientController,
             DoctorController,
             MappingController,
@@ -77,11 +83,13 @@ def create_app(container: Container) -> Litestar:
         middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
         stores={RATE_LIMIT_STORE: container.rate_limit_store()},
         before_send=[add_response_headers],
+        on_startup=[start_audit_trail],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
         logging_config=None,  # the entrypoint configures JSON logging for the process
     )
+    trust_proxies(app.state, settings.trusted_proxies)
     if settings.docs_enabled:
         _close_request_bodies(app)
     return app

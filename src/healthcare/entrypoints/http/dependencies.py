@@ -14,11 +14,12 @@ from healthcare.application.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from healthcare.application.ports import TokenService
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import AuthenticationFailed
+from healthcare.entrypoints.http.origin import request_origin
 from healthcare.entrypoints.http.schemas import MAX_ID
 
 
 def principal_dependency(tokens: TokenService) -> Provide:
-    """Who is calling, from the Bearer access token alone: no database round trip."""
+    """Who is calling (the Bearer access token alone: no database round trip), from where."""
 
     def principal(request: Request[Any, Any, Any]) -> Principal:
         header = request.headers.get("authorization")
@@ -27,9 +28,9 @@ def principal_dependency(tokens: TokenService) -> Provide:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("Use the header `Authorization: Bearer <access token>`")
-        principal = tokens.read_access(token.strip())
-        request.state.user_id = principal.user_id  # for the access log
-        return principal
+        proven = tokens.read_access(token.strip())
+        request.state.user_id = proven.user_id  # for the access log
+        return Principal(proven.user_id, proven.is_admin, request_origin(request))
 
     return Provide(principal, sync_to_thread=False)
 

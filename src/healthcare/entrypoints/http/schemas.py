@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from healthcare.domain import rules
+from healthcare.domain.audit import AuditAction, AuditEvent, AuditOutcome, ResourceType
 from healthcare.domain.entities import (
     Doctor,
     DoctorData,
@@ -227,6 +228,35 @@ class MappingOut(msgspec.Struct, frozen=True):
     def of(cls, m: Mapping) -> MappingOut:
         return cls(
             m.id, m.patient_id, m.doctor.id, DoctorOut.of(m.doctor), m.created_at, m.updated_at
+        )
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+class AuditEventOut(msgspec.Struct, frozen=True):
+    id: int
+    occurred_at: datetime
+    action: AuditAction
+    outcome: AuditOutcome
+    user_id: int | None
+    resource_type: ResourceType | None
+    resource_id: int | None
+    client: str | None
+    request_id: str | None
+
+    @classmethod
+    def of(cls, e: AuditEvent) -> AuditEventOut:
+        return cls(
+            e.id or 0,
+            e.occurred_at,
+            e.action,
+            e.outcome,
+            e.user_id,
+            e.resource_type,
+            e.resource_id,
+            e.client,
+            e.request_id,
         )
 
 

@@ -1,4 +1,4 @@
-"""Per-address limits on the unauthenticated write routes, and who the client is."""
+"""Per-address limits on the unauthenticated write routes."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from typing import Any
 from litestar import Request
 from litestar.middleware.rate_limit import RateLimitConfig
 
+from healthcare.entrypoints.http.origin import client_address
+
 # Registration and refresh share one budget per address; login has its own brakes
 # (healthcare.adapters.throttling.login).
 THROTTLED_PATHS = frozenset(
     {"/api/auth/register", "/api/register", "/api/auth/token/refresh", "/api/token/refresh"}
 )
 RATE_LIMIT_STORE = "rate_limit"
-
-
-def client_address(request: Request[Any, Any, Any]) -> str:
-    """The socket's peer. X-Forwarded-For is not trusted: no proxy is configured as trusted."""
-    return request.client.host if request.client else "unknown"
 
 
 async def _throttled(request: Request[Any, Any, Any]) -> bool:

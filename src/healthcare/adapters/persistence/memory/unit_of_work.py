@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from healthcare.application.paging import Page, PageRequest
+from healthcare.domain.audit import AuditEvent, AuditQuery
 from healthcare.domain.entities import (
     Doctor,
     DoctorData,
@@ -43,6 +44,7 @@ class _Tables:
     # mapping id -> (patient id, doctor id, created_at)
     mappings: dict[int, tuple[int, int, datetime]] = field(default_factory=dict)
     refresh_sessions: dict[str, RefreshSession] = field(default_factory=dict)
+    audit_events: dict[int, AuditEvent] = field(default_factory=dict)
 
 
 def _copy(tables: _Tables) -> _Tables:
@@ -269,6 +271,18 @@ class MemoryRefreshSessionRepository(_Repository):
                 await self.revoke(session.id, when)
 
 
+class MemoryAuditRepository(_Repository):
+    async def add(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            event_id = self._store.next_id()
+            self._t.audit_events[event_id] = replace(event, id=event_id)
+
+    async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
+        found = [e for e in self._t.audit_events.values() if query.matches(e)]
+        found.sort(key=lambda e: (e.occurred_at, e.id or 0), reverse=True)
+        return Page(found[page.offset : page.offset + page.limit], len(found))
+
+
 def _fields(data: PatientData | DoctorData) -> dict[str, Any]:
     return asdict(data)
 
@@ -287,6 +301,7 @@ class MemoryUnitOfWork:
         self.doctors = MemoryDoctorRepository(store, self._workspace)
         self.mappings = MemoryMappingRepository(store, self._workspace)
         self.refresh_sessions = MemoryRefreshSessionRepository(store, self._workspace)
+        self.audit = MemoryAuditRepository(store, self._workspace)
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()

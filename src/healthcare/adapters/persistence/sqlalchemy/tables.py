@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from advanced_alchemy.base import BigIntAuditBase, DefaultBase
+from advanced_alchemy.base import BigIntAuditBase, BigIntBase, DefaultBase
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -37,6 +38,11 @@ GENDER_MAX = 16
 PASSWORD_HASH_MAX = 255
 SESSION_ID_MAX = 32
 JTI_MAX = 64
+AUDIT_ACTION_MAX = 32
+AUDIT_OUTCOME_MAX = 16
+AUDIT_RESOURCE_MAX = 16
+CLIENT_MAX = 64  # an IPv6 address is at most 45 characters
+REQUEST_ID_MAX = 128
 
 # Without AUTOINCREMENT SQLite reuses the highest deleted rowid; a reused user id would let
 # a deleted user's unexpired access token act for a new user. PostgreSQL sequences never
@@ -136,19 +142,46 @@ class RefreshSessionRow(DefaultBase):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
+class AuditEventRow(BigIntBase):
+    """The audit trail. Append-only: triggers (migration 0002) refuse UPDATE and DELETE.
+
+    ``user_id`` has no foreign key on purpose: the trail outlives the accounts it names.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_occurred_at", "occurred_at"),
+        Index("ix_audit_event_user_id_occurred_at", "user_id", "occurred_at"),
+        Index("ix_audit_event_resource_occurred_at", "resource_type", "resource_id", "occurred_at"),
+        _NO_ID_REUSE,
+    )
+
+    occurred_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    action: Mapped[str] = mapped_column(String(AUDIT_ACTION_MAX))
+    outcome: Mapped[str] = mapped_column(String(AUDIT_OUTCOME_MAX))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    resource_type: Mapped[str | None] = mapped_column(String(AUDIT_RESOURCE_MAX))
+    resource_id: Mapped[int | None] = mapped_column(BigInteger)
+    client: Mapped[str | None] = mapped_column(String(CLIENT_MAX))
+    request_id: Mapped[str | None] = mapped_column(String(REQUEST_ID_MAX))
+
+
 # The Core tables the repositories query.
 user_account = cast(Table, UserAccountRow.__table__)
 patient = cast(Table, PatientRow.__table__)
 doctor = cast(Table, DoctorRow.__table__)
 patient_doctor = cast(Table, PatientDoctorRow.__table__)
 refresh_session = cast(Table, RefreshSessionRow.__table__)
+audit_event = cast(Table, AuditEventRow.__table__)
 
 __all__ = [
+    "AuditEventRow",
     "DoctorRow",
     "PatientDoctorRow",
     "PatientRow",
     "RefreshSessionRow",
     "UserAccountRow",
+    "audit_event",
     "doctor",
     "metadata",
     "patient",

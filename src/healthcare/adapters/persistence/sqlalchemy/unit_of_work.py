@@ -8,6 +8,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from healthcare.adapters.persistence.sqlalchemy.audit import SqlAlchemyAuditRepository
 from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyDoctorRepository,
     SqlAlchemyMappingRepository,
@@ -28,6 +29,7 @@ class SqlAlchemyUnitOfWork:
     doctors: SqlAlchemyDoctorRepository
     mappings: SqlAlchemyMappingRepository
     refresh_sessions: SqlAlchemyRefreshSessionRepository
+    audit: SqlAlchemyAuditRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -43,6 +45,7 @@ class SqlAlchemyUnitOfWork:
         self.doctors = SqlAlchemyDoctorRepository(session)
         self.mappings = SqlAlchemyMappingRepository(session)
         self.refresh_sessions = SqlAlchemyRefreshSessionRepository(session)
+        self.audit = SqlAlchemyAuditRepository(session)
         return self
 
     async def __aexit__(

@@ -21,6 +21,7 @@ from healthcare.application.auth import (
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import InvalidInput
 from healthcare.entrypoints.http.openapi import BEARER, problems
+from healthcare.entrypoints.http.origin import request_origin
 from healthcare.entrypoints.http.schemas import (
     MAX_ID,
     LoginIn,
@@ -30,7 +31,6 @@ from healthcare.entrypoints.http.schemas import (
     TokenPairOut,
     UserOut,
 )
-from healthcare.entrypoints.http.throttling import client_address
 
 TAGS = ["auth"]
 
@@ -42,9 +42,12 @@ TAGS = ["auth"]
     responses=problems(400, 409, 429),
 )
 async def register(
-    data: JSONBody[RegisterIn], register_user: NamedDependency[RegisterUser]
+    request: Request[Any, Any, Any],
+    data: JSONBody[RegisterIn],
+    register_user: NamedDependency[RegisterUser],
 ) -> UserOut:
-    user = await register_user(data.username, data.email, data.password)
+    origin = request_origin(request)
+    user = await register_user(data.username, data.email, data.password, origin=origin)
     return UserOut.of(user)
 
 
@@ -63,7 +66,7 @@ async def login(
     identifier = data.username if data.username is not None else data.email
     if identifier is None:
         raise InvalidInput.single("username", "is required (the username or the email)")
-    pair = await login_user(identifier, data.password, client_address(request))
+    pair = await login_user(identifier, data.password, request_origin(request))
     return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
 
 
@@ -75,9 +78,11 @@ async def login(
     responses=problems(400, 401, 429),
 )
 async def refresh(
-    data: JSONBody[RefreshIn], refresh_tokens: NamedDependency[RefreshTokens]
+    request: Request[Any, Any, Any],
+    data: JSONBody[RefreshIn],
+    refresh_tokens: NamedDependency[RefreshTokens],
 ) -> TokenPairOut:
-    pair = await refresh_tokens(data.refresh)
+    pair = await refresh_tokens(data.refresh, request_origin(request))
     return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
 
 

@@ -1,0 +1,108 @@
+"""The audit trail's repository: inserts, and filtered reads for administrators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from healthcare.adapters.persistence.sqlalchemy.tables import CLIENT_MAX, audit_event
+from healthcare.application.paging import Page, PageRequest
+from healthcare.domain.audit import (
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    AuditQuery,
+    ResourceType,
+)
+
+a = audit_event
+_INSERT = insert(a)
+_COLUMNS = (
+    a.c.id,
+    a.c.occurred_at,
+    a.c.action,
+    a.c.outcome,
+    a.c.user_id,
+    a.c.resource_type,
+    a.c.resource_id,
+    a.c.client,
+    a.c.request_id,
+)
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "occurred_at": event.occurred_at,
+        "action": event.action.value,
+        "outcome": event.outcome.value,
+        "user_id": event.user_id,
+        "resource_type": event.resource_type.value if event.resource_type else None,
+        "resource_id": event.resource_id,
+        "client": event.client[:CLIENT_MAX] if event.client else None,
+        "request_id": event.request_id,
+    }
+
+
+def _event(row: Any) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        occurred_at=row.occurred_at,
+        action=AuditAction(row.action),
+        outcome=AuditOutcome(row.outcome),
+        user_id=row.user_id,
+        resource_type=ResourceType(row.resource_type) if row.resource_type else None,
+        resource_id=row.resource_id,
+        client=row.client,
+        request_id=row.request_id,
+    )
+
+
+def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.user_id is not None:
+        conditions.append(a.c.user_id == query.user_id)
+    if query.resource_type is not None:
+        conditions.append(a.c.resource_type == query.resource_type.value)
+    if query.resource_id is not None:
+        conditions.append(a.c.resource_id == query.resource_id)
+    if query.action is not None:
+        conditions.append(a.c.action == query.action.value)
+    if query.outcome is not None:
+        conditions.append(a.c.outcome == query.outcome.value)
+    if query.since is not None:
+        conditions.append(a.c.occurred_at >= query.since)
+    if query.until is not None:
+        conditions.append(a.c.occurred_at < query.until)
+    return conditions
+
+
+class SqlAlchemyAuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            await self._session.execute(_INSERT, [_row(event) for event in events])
+
+    async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
+        conditions = _conditions(query)
+        statement = (
+            select(*_COLUMNS, func.count().over().label("total"))
+            .where(*conditions)
+            .order_by(a.c.occurred_at.desc(), a.c.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        rows = (await self._session.execute(statement)).all()
+        if rows:
+            total: int = rows[0].total
+        elif page.offset > 0:
+            # Past the end, so no row carried the total.
+            count = select(func.count()).select_from(a).where(*conditions)
+            total = (await self._session.execute(count)).scalar_one()
+        else:
+            total = 0
+        return Page([_event(row) for row in rows], total)

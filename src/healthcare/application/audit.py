@@ -1,0 +1,169 @@
+"""Recording the audit trail from the use cases, and reading it back."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from healthcare.application.paging import Page, PageRequest
+from healthcare.application.ports import AuditTrail, Clock, UnitOfWork
+from healthcare.domain.audit import (
+    AuditAction,
+    AuditEvent,
+    AuditOutcome,
+    AuditQuery,
+    Origin,
+    ResourceType,
+)
+from healthcare.domain.entities import Principal
+from healthcare.domain.errors import (
+    AuthenticationFailed,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+)
+
+_OUTCOMES: tuple[tuple[type[DomainError], AuditOutcome], ...] = (
+    (InvalidInput, AuditOutcome.INVALID),
+    (NotFound, AuditOutcome.NOT_FOUND),
+    (Forbidden, AuditOutcome.DENIED),
+    (Conflict, AuditOutcome.CONFLICT),
+    (AuthenticationFailed, AuditOutcome.FAILED),
+    (TooManyAttempts, AuditOutcome.THROTTLED),
+)
+
+
+def outcome_of(error: BaseException) -> AuditOutcome:
+    for kind, outcome in _OUTCOMES:
+        if isinstance(error, kind):
+            return outcome
+    return AuditOutcome.ERROR
+
+
+class AuditScope:
+    """One audited action of a use case, entered around all of its work.
+
+    A change stages its success event in its own unit of work just before committing, so the
+    event is kept exactly when the change is. Anything else (a read, or a refusal) is written
+    to the trail when the scope ends: a success if nothing was staged, or the outcome the
+    raised error stands for. A domain error after staging comes after the commit (the
+    refresh-reuse path commits its revocation, then refuses), so it adds no second event;
+    any other error after staging means the commit failed, which is recorded as an error.
+    """
+
+    def __init__(
+        self,
+        trail: AuditTrail,
+        clock: Clock,
+        action: AuditAction,
+        *,
+        origin: Origin,
+        user_id: int | None,
+        resource_type: ResourceType | None,
+        resource_id: int | None,
+    ) -> None:
+        self._trail = trail
+        self._clock = clock
+        self.action = action
+        self.origin = origin
+        self.user_id = user_id
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self._staged = False
+
+    def event(self, outcome: AuditOutcome, action: AuditAction | None = None) -> AuditEvent:
+        return AuditEvent(
+            occurred_at=self._clock.now(),
+            action=action or self.action,
+            outcome=outcome,
+            user_id=self.user_id,
+            resource_type=self.resource_type,
+            resource_id=self.resource_id,
+            client=self.origin.client,
+            request_id=self.origin.request_id,
+        )
+
+    async def stage(
+        self,
+        uow: UnitOfWork,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        action: AuditAction | None = None,
+    ) -> None:
+        """Add the event to ``uow``'s transaction; call it just before committing."""
+        await uow.audit.add([self.event(outcome, action)])
+        self._staged = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            if not self._staged:
+                await self._trail.record(self.event(AuditOutcome.SUCCESS))
+        elif not (self._staged and isinstance(exc, DomainError)):
+            await self._trail.record(self.event(outcome_of(exc)))
+
+
+class Auditor:
+    """Opens an AuditScope per audited action; shared by the use cases."""
+
+    def __init__(self, trail: AuditTrail, clock: Clock) -> None:
+        self.trail = trail
+        self._clock = clock
+
+    def of(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        resource_type: ResourceType | None = None,
+        resource_id: int | None = None,
+    ) -> AuditScope:
+        """An action of a signed-in caller."""
+        return self.scope(action, principal.origin, principal.user_id, resource_type, resource_id)
+
+    def scope(
+        self,
+        action: AuditAction,
+        origin: Origin,
+        user_id: int | None = None,
+        resource_type: ResourceType | None = None,
+        resource_id: int | None = None,
+    ) -> AuditScope:
+        return AuditScope(
+            self.trail,
+            self._clock,
+            action,
+            origin=origin,
+            user_id=user_id,
+            resource_type=resource_type,
+            resource_id=resource_id,
+        )
+
+
+class ListAuditEvents:
+    """Administrators read the trail, newest first; reading it is audited too."""
+
+    def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
+        self._uow = uow
+        self._audit = auditor
+
+    async def __call__(
+        self, principal: Principal, query: AuditQuery, page: PageRequest
+    ) -> Page[AuditEvent]:
+        async with self._audit.of(principal, AuditAction.AUDIT_READ):
+            if not principal.is_admin:
+                raise Forbidden("Only an administrator may read the audit trail")
+            if query.since and query.until and query.since >= query.until:
+                raise InvalidInput.single("until", "must be later than since")
+            # Events this process still holds are written first, so none is missing.
+            await self._audit.trail.flush()
+            async with self._uow as uow:
+                return await uow.audit.list(query, page)
