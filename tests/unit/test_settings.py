@@ -74,6 +74,8 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
         ("WORKERS", "0"),
         ("BCRYPT_ROUNDS", "3"),
         ("ACCESS_TOKEN_MINUTES", "-5"),
+        ("AUDIT_FLUSH_MS", "0"),
+        ("AUDIT_FLUSH_MS", "soon"),
     ],
 )
 def test_bad_numbers_are_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
@@ -112,4 +114,27 @@ def test_cors_origins_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="DOCS_ENABLED"):
         load_settings(
             {"SECRET_KEY": KEY, "DOCS_ENABLED": "maybe"}, env_file=None, data_dir=tmp_path
+        )
+
+
+def test_trusted_proxies_and_the_audit_flush_interval(tmp_path: Path) -> None:
+    default = load_settings({"SECRET_KEY": KEY}, env_file=None, data_dir=tmp_path)
+    assert default.trusted_proxies == ()
+    assert default.audit_flush_seconds == 0.25
+    settings = load_settings(
+        {
+            "SECRET_KEY": KEY,
+            "TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,fd00::/8",
+            "AUDIT_FLUSH_MS": "1000",
+        },
+        env_file=None,
+        data_dir=tmp_path,
+    )
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.0.2.7", "fd00::/8")
+    assert settings.audit_flush_seconds == 1.0
+    with pytest.raises(SettingsError, match=r"TRUSTED_PROXIES.*'my-proxy'"):
+        load_settings(
+            {"SECRET_KEY": KEY, "TRUSTED_PROXIES": "10.0.0.1,my-proxy"},
+            env_file=None,
+            data_dir=tmp_path,
         )

@@ -74,14 +74,20 @@ class AuditScope:
         self.resource_id = resource_id
         self._staged = False
 
-    def event(self, outcome: AuditOutcome, action: AuditAction | None = None) -> AuditEvent:
+    def event(
+        self,
+        outcome: AuditOutcome,
+        action: AuditAction | None = None,
+        *,
+        created_id: int | None = None,
+    ) -> AuditEvent:
         return AuditEvent(
             occurred_at=self._clock.now(),
             action=action or self.action,
             outcome=outcome,
-            user_id=self.user_id,
+            user_id=self.user_id if self.user_id is not None else created_id,
             resource_type=self.resource_type,
-            resource_id=self.resource_id,
+            resource_id=self.resource_id if self.resource_id is not None else created_id,
             client=self.origin.client,
             request_id=self.origin.request_id,
         )
@@ -91,9 +97,15 @@ class AuditScope:
         uow: UnitOfWork,
         outcome: AuditOutcome = AuditOutcome.SUCCESS,
         action: AuditAction | None = None,
+        *,
+        created_id: int | None = None,
     ) -> None:
-        """Add the event to ``uow``'s transaction; call it just before committing."""
-        await uow.audit.add([self.event(outcome, action)])
+        """Add the event to ``uow``'s transaction; call it just before committing.
+
+        ``created_id`` is the id of what this transaction creates (for a new account, also
+        the acting user): the event names it, and is kept only if the commit keeps both.
+        """
+        await uow.audit.add([self.event(outcome, action, created_id=created_id)])
         self._staged = True
 
     async def __aenter__(self) -> Self:

@@ -71,8 +71,7 @@ class RegisterUser:
                 user = await uow.users.add(
                     NewUser(username, email, password_hash, is_staff, is_superuser)
                 )
-                audit.user_id = audit.resource_id = user.id
-                await audit.stage(uow)
+                await audit.stage(uow, created_id=user.id)
                 await uow.commit()
         return user
 

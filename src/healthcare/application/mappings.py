@@ -27,8 +27,7 @@ class AssignDoctorToPatient:
             if await uow.doctors.get(doctor_id) is None:
                 raise NotFound("Doctor", doctor_id)
             mapping = await uow.mappings.add(patient_id, doctor_id)
-            audit.resource_id = mapping.id
-            await audit.stage(uow)
+            await audit.stage(uow, created_id=mapping.id)
             await uow.commit()
         return mapping
 

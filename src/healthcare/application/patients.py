@@ -23,8 +23,7 @@ class CreatePatient:
             validate_patient(data)
             async with self._uow as uow:
                 patient = await uow.patients.add(principal.user_id, data)
-                audit.resource_id = patient.id
-                await audit.stage(uow)
+                await audit.stage(uow, created_id=patient.id)
                 await uow.commit()
         return patient
 
