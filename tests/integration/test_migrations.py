@@ -19,8 +19,8 @@ from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
 from healthcare.adapters.persistence.sqlalchemy.tables import metadata
 
 FIRST_TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
-TABLES = FIRST_TABLES | {"audit_event"}
-HEAD = "0002"
+TABLES = FIRST_TABLES | {"audit_event", "patient_count"}
+HEAD = "0003"
 
 
 @pytest.fixture
@@ -79,3 +79,56 @@ async def test_migrations_match_the_models(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         drift = await connection.run_sync(_drift)
     assert drift == []
+
+
+async def _execute(url: str, *statements: str) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            results = [await connection.exec_driver_sql(s) for s in statements]
+            return [r.all() if r.returns_rows else None for r in results]
+    finally:
+        await engine.dispose()
+
+
+def test_patient_counts_are_backfilled_then_follow_inserts_and_deletes(fresh_url: str) -> None:
+    upgrade(fresh_url, "0002")
+    now = "'2026-01-01 00:00:00+00:00'"
+    asyncio.run(
+        _execute(
+            fresh_url,
+            *(
+                "INSERT INTO user_account (username, username_key, email, email_key,"
+                " password_hash, is_active, is_staff, is_superuser, created_at, updated_at)"
+                f" VALUES ('u{n}', 'u{n}', 'u{n}@x.org', 'u{n}@x.org', 'h', true, false, false,"
+                f" {now}, {now})"
+                for n in (1, 2, 3)
+            ),
+            *(
+                "INSERT INTO patient (created_by, name, age, gender, created_at, updated_at)"
+                f" VALUES ({owner}, 'p', 1, 'Other', {now}, {now})"
+                for owner in (1, 1, 2)
+            ),
+        )
+    )
+    upgrade(fresh_url)
+
+    def counts() -> list[Any]:
+        (rows,) = asyncio.run(
+            _execute(fresh_url, "SELECT user_id, patients FROM patient_count ORDER BY user_id")
+        )
+        return [tuple(row) for row in rows]
+
+    assert counts() == [(1, 2), (2, 1)]
+    asyncio.run(
+        _execute(
+            fresh_url,
+            "INSERT INTO patient (created_by, name, age, gender, created_at, updated_at)"
+            f" VALUES (3, 'p', 1, 'Other', {now}, {now})",
+            "DELETE FROM patient WHERE id = 1",
+        )
+    )
+    assert counts() == [(1, 1), (2, 1), (3, 1)]
+    # Deleting a user takes their patients and their count with them.
+    asyncio.run(_execute(fresh_url, "DELETE FROM user_account WHERE id = 1"))
+    assert counts() == [(2, 1), (3, 1)]

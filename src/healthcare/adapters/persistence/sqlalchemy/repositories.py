@@ -2,7 +2,8 @@
 
 Statements are built once at import with bound parameters: SQLAlchemy memoises a
 statement's cache key, so each call skips both building and compiling SQL. Every read is one
-query; list queries carry their total as ``count(*) OVER ()``.
+query; list queries carry their total in a column (an uncorrelated count subquery, which the
+database runs once, from an index where it can; patients read their owner's count row).
 
 ``update(table)`` without ``.values()`` takes its SET clause from the execution parameters
 whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of it.
@@ -39,6 +40,7 @@ T = TypeVar("T")
 
 u, p, d = tables.user_account, tables.patient, tables.doctor
 m, rs = tables.patient_doctor, tables.refresh_session
+pc = tables.patient_count
 
 USERNAME_TAKEN = "A user with that username already exists"
 EMAIL_TAKEN = "A user with that email already exists"
@@ -49,17 +51,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _paged(statement: Select[Any]) -> Select[Any]:
-    """One page of ``statement`` (already ordered), with the unpaged row count per row."""
+def _counted(statement: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(statement.order_by(None).subquery())
+
+
+def _paged(statement: Select[Any], count: Select[Any] | None = None) -> Select[Any]:
+    """One page of ``statement`` (already ordered), each row carrying the unpaged total.
+
+    Not ``count(*) OVER ()``: a window reads every matching row, columns and all, before
+    LIMIT applies.
+    """
+    total = (count if count is not None else _counted(statement)).scalar_subquery()
     return (
-        statement.add_columns(func.count().over().label("total"))
+        statement.add_columns(total.label("total"))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-
-
-def _counted(statement: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(statement.order_by(None).subquery())
 
 
 class _Repository:
@@ -218,8 +225,14 @@ _GET_PATIENT = select(*_PATIENT_COLUMNS).where(_OWNED_PATIENT)
 _PATIENTS = (
     select(*_PATIENT_COLUMNS).where(p.c.created_by == bindparam("b_owner_id")).order_by(p.c.id)
 )
-_LIST_PATIENTS = _paged(_PATIENTS)
-_COUNT_PATIENTS = _counted(_PATIENTS)
+# The total comes from the owner's count row (kept by triggers), so a page costs the same
+# whether the owner has a hundred patients or a million.
+_COUNT_PATIENTS = select(
+    func.coalesce(
+        select(pc.c.patients).where(pc.c.user_id == bindparam("b_owner_id")).scalar_subquery(), 0
+    )
+)
+_LIST_PATIENTS = _paged(_PATIENTS, _COUNT_PATIENTS)
 _UPDATE_PATIENT = update(p).where(_OWNED_PATIENT).returning(*_PATIENT_COLUMNS)
 _DELETE_PATIENT = delete(p).where(_OWNED_PATIENT).returning(p.c.id)
 

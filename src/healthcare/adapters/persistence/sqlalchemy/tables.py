@@ -142,6 +142,22 @@ class RefreshSessionRow(DefaultBase):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
+class PatientCountRow(DefaultBase):
+    """How many patients each user owns, kept by triggers (migration 0003).
+
+    A page of patients carries the owner's total; counting the owner's rows per request
+    would grow with the owner's records, reading one row does not.
+    """
+
+    __tablename__ = "patient_count"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_patient_count_user_id"),
+        primary_key=True,
+    )
+    patients: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditEventRow(BigIntBase):
     """The audit trail. Append-only: triggers (migration 0002) refuse UPDATE and DELETE.
 
@@ -173,10 +189,12 @@ doctor = cast(Table, DoctorRow.__table__)
 patient_doctor = cast(Table, PatientDoctorRow.__table__)
 refresh_session = cast(Table, RefreshSessionRow.__table__)
 audit_event = cast(Table, AuditEventRow.__table__)
+patient_count = cast(Table, PatientCountRow.__table__)
 
 __all__ = [
     "AuditEventRow",
     "DoctorRow",
+    "PatientCountRow",
     "PatientDoctorRow",
     "PatientRow",
     "RefreshSessionRow",
@@ -185,6 +203,7 @@ __all__ = [
     "doctor",
     "metadata",
     "patient",
+    "patient_count",
     "patient_doctor",
     "refresh_session",
     "user_account",
