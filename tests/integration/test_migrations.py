@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, inspect, make_url
+from sqlalchemy import Connection, Engine, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import current, downgrade, upgrade
@@ -81,34 +82,39 @@ async def test_migrations_match_the_models(engine: AsyncEngine) -> None:
     assert drift == []
 
 
-async def _execute(url: str, *statements: str) -> list[Any]:
+async def _execute(url: str, *statements: str | tuple[str, dict[str, Any]]) -> list[Any]:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            results = [await connection.exec_driver_sql(s) for s in statements]
-            return [r.all() if r.returns_rows else None for r in results]
+            results = []
+            for statement in statements:
+                sql, params = statement if isinstance(statement, tuple) else (statement, {})
+                result = await connection.execute(text(sql), params)
+                results.append(result.all() if result.returns_rows else None)
+            return results
     finally:
         await engine.dispose()
 
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ADD_USER = (
+    "INSERT INTO user_account (username, username_key, email, email_key, password_hash,"
+    " is_active, is_staff, is_superuser, created_at, updated_at)"
+    " VALUES (:name, :name, :name, :name, 'h', true, false, false, :now, :now)"
+)
+ADD_PATIENT = (
+    "INSERT INTO patient (created_by, name, age, gender, created_at, updated_at)"
+    " VALUES (:owner, 'p', 1, 'Other', :now, :now)"
+)
+
+
 def test_patient_counts_are_backfilled_then_follow_inserts_and_deletes(fresh_url: str) -> None:
     upgrade(fresh_url, "0002")
-    now = "'2026-01-01 00:00:00+00:00'"
     asyncio.run(
         _execute(
             fresh_url,
-            *(
-                "INSERT INTO user_account (username, username_key, email, email_key,"
-                " password_hash, is_active, is_staff, is_superuser, created_at, updated_at)"
-                f" VALUES ('u{n}', 'u{n}', 'u{n}@x.org', 'u{n}@x.org', 'h', true, false, false,"
-                f" {now}, {now})"
-                for n in (1, 2, 3)
-            ),
-            *(
-                "INSERT INTO patient (created_by, name, age, gender, created_at, updated_at)"
-                f" VALUES ({owner}, 'p', 1, 'Other', {now}, {now})"
-                for owner in (1, 1, 2)
-            ),
+            *((ADD_USER, {"name": f"u{n}", "now": NOW}) for n in (1, 2, 3)),
+            *((ADD_PATIENT, {"owner": owner, "now": NOW}) for owner in (1, 1, 2)),
         )
     )
     upgrade(fresh_url)
@@ -123,8 +129,7 @@ def test_patient_counts_are_backfilled_then_follow_inserts_and_deletes(fresh_url
     asyncio.run(
         _execute(
             fresh_url,
-            "INSERT INTO patient (created_by, name, age, gender, created_at, updated_at)"
-            f" VALUES (3, 'p', 1, 'Other', {now}, {now})",
+            (ADD_PATIENT, {"owner": 3, "now": NOW}),
             "DELETE FROM patient WHERE id = 1",
         )
     )
