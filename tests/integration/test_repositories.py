@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
 from healthcare.application.paging import PageRequest
@@ -37,8 +37,8 @@ def unique(prefix: str = "user") -> str:
 
 
 @pytest.fixture
-def new_uow(session_factory: async_sessionmaker[AsyncSession]) -> UowFactory:
-    return lambda: SqlAlchemyUnitOfWork(session_factory)
+def new_uow(uow_engine: AsyncEngine) -> UowFactory:
+    return lambda: SqlAlchemyUnitOfWork(uow_engine)
 
 
 async def add_user(new_uow: UowFactory, username: str | None = None) -> User:
