@@ -2,7 +2,8 @@
 
 Statements are built once at import with bound parameters: SQLAlchemy memoises a
 statement's cache key, so each call skips both building and compiling SQL. Every read is one
-query; list queries carry their total as ``count(*) OVER ()``.
+query; list queries carry their total in a scalar subquery (``count(*) OVER ()`` would read
+every matching row, not just the page's, before LIMIT applies).
 
 ``update(table)`` without ``.values()`` takes its SET clause from the execution parameters
 whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of it.
@@ -49,17 +50,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _counted(statement: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(statement.order_by(None).subquery())
+
+
 def _paged(statement: Select[Any]) -> Select[Any]:
-    """One page of ``statement`` (already ordered), with the unpaged row count per row."""
+    """One page of ``statement`` (already ordered), with the unpaged row count per row.
+
+    The count is an uncorrelated subquery, computed once (from the index alone where it
+    can be) while the page itself stops after LIMIT rows.
+    """
     return (
-        statement.add_columns(func.count().over().label("total"))
+        statement.add_columns(_counted(statement).scalar_subquery().label("total"))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-
-
-def _counted(statement: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(statement.order_by(None).subquery())
 
 
 class _Repository:
