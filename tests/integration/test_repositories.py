@@ -325,6 +325,25 @@ async def test_mapping_to_a_vanished_doctor_or_patient_is_not_found(new_uow: Uow
     assert (no_patient.value.resource, no_patient.value.identifier) == ("Patient", 10**12)
 
 
+async def test_a_doctor_deleted_while_being_assigned_is_not_found(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
+
+    async def assign() -> object:
+        async with new_uow() as uow:
+            return await uow.mappings.add(patient.id, doctor.id)
+
+    async with new_uow() as deleter:
+        assert await deleter.doctors.delete(doctor.id)
+        assigning = asyncio.create_task(assign())
+        await asyncio.sleep(0.2)  # long enough to reach the deleter's lock and wait there
+        assert not assigning.done()
+        await deleter.commit()
+    with pytest.raises(NotFound) as raised:
+        await assigning
+    assert (raised.value.resource, raised.value.identifier) == ("Doctor", doctor.id)
+
+
 async def test_deleting_a_patient_or_doctor_removes_its_mappings(new_uow: UowFactory) -> None:
     owner = await add_user(new_uow)
     patient, kept_patient = await add_patient(new_uow, owner), await add_patient(new_uow, owner)

@@ -16,7 +16,20 @@ from collections.abc import Mapping as MappingType
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError
 
 from healthcare.adapters.persistence.sqlalchemy import tables
@@ -407,6 +420,44 @@ _LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS)
 _DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
 
 
+def _key_shared(table: Any, key: str) -> Any:
+    """The row with id ``key`` exists, and is locked against deletion until commit."""
+    one: Select[Any] = select(literal_column("1")).select_from(table)
+    return exists(
+        one.where(table.c.id == bindparam(key)).with_for_update(read=True, key_share=True)
+    )
+
+
+# PostgreSQL: a mapping is inserted and read back with its doctor in one statement. Both
+# sides are locked first (FOR KEY SHARE, which the foreign keys would take anyway), so a
+# side deleted meanwhile means no row instead of a foreign-key error, and an existing pair
+# means no row instead of a unique violation: the transaction stays usable without a
+# savepoint, and an empty result is told apart afterwards (_why_not_added).
+_INSERTED_MAPPING = (
+    postgresql_insert(m)
+    .from_select(
+        ["patient_id", "doctor_id", "created_at", "updated_at"],
+        select(
+            bindparam("b_patient_id", type_=m.c.patient_id.type),
+            bindparam("b_doctor_id", type_=m.c.doctor_id.type),
+            bindparam("b_now", type_=m.c.created_at.type),
+            bindparam("b_now", type_=m.c.updated_at.type),
+        ).where(_key_shared(p, "b_patient_id"), _key_shared(d, "b_doctor_id")),
+    )
+    .on_conflict_do_nothing(constraint="uq_patient_doctor_pair")
+    .returning(m.c.id, m.c.patient_id, m.c.doctor_id, m.c.created_at, m.c.updated_at)
+    .cte("inserted")
+)
+_ADD_MAPPING = select(
+    _INSERTED_MAPPING.c.id.label("mapping_id"),
+    _INSERTED_MAPPING.c.patient_id.label("mapping_patient_id"),
+    _INSERTED_MAPPING.c.created_at.label("mapping_created_at"),
+    _INSERTED_MAPPING.c.updated_at.label("mapping_updated_at"),
+    *_DOCTOR_COLUMNS,
+).select_from(_INSERTED_MAPPING.join(d, d.c.id == _INSERTED_MAPPING.c.doctor_id))
+_PATIENT_EXISTS = select(p.c.id).where(p.c.id == bindparam("b_patient_id"))
+
+
 def _mapping(row: Any) -> Mapping:
     return Mapping(
         id=row.mapping_id,
@@ -419,6 +470,12 @@ def _mapping(row: Any) -> Mapping:
 
 class SqlAlchemyMappingRepository(_Repository):
     async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+        if self._db.dialect_name == "postgresql":
+            params = {"b_patient_id": patient_id, "b_doctor_id": doctor_id, "b_now": _now()}
+            row = (await self._db.write(_ADD_MAPPING, params)).first()
+            if row is None:
+                raise await self._why_not_added(patient_id, doctor_id)
+            return _mapping(row)
         now = _now()
         params = {
             "patient_id": patient_id,
@@ -443,6 +500,15 @@ class SqlAlchemyMappingRepository(_Repository):
             raise
         params = {"b_mapping_id": mapping_id}
         return _mapping((await self._db.read(_GET_MAPPING, params)).one())
+
+    async def _why_not_added(self, patient_id: int, doctor_id: int) -> Exception:
+        """After _ADD_MAPPING inserted nothing (a rare path): a side vanished, or the pair
+        exists."""
+        if (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first() is None:
+            return NotFound("Doctor", doctor_id)
+        if (await self._db.read(_PATIENT_EXISTS, {"b_patient_id": patient_id})).first() is None:
+            return NotFound("Patient", patient_id)
+        return Conflict(ALREADY_ASSIGNED)
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
         params = {"b_mapping_id": mapping_id, "b_owner_id": owner_id}

@@ -45,6 +45,11 @@ class LazyTransaction:
         # True while statements run in autocommit mode, outside any transaction.
         self._reads_outside = False
 
+    @property
+    def dialect_name(self) -> str:
+        """``postgresql`` or ``sqlite``: for the few statements written for one of them."""
+        return self._engine.dialect.name
+
     async def read(self, statement: Executable, params: Params | None = None) -> Result[Any]:
         connection = self._connection or await self._connect()
         return await connection.execute(statement, params)
