@@ -16,15 +16,12 @@ import pytest
 from sqlalchemy import Engine, NullPool, make_url, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import (
     create_engine,
     normalise_url,
     upgrade,
-)
-from healthcare.adapters.persistence.sqlalchemy import (
-    session_factory as make_session_factory,
 )
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/healthcare_test"
@@ -99,5 +96,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return make_session_factory(engine)
+async def uow_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """Configured as the application's: autocommit connections (on PostgreSQL)."""
+    engine = create_engine(database_url, autocommit=True)
+    yield engine
+    await engine.dispose()

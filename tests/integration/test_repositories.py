@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
 from healthcare.application.paging import PageRequest
@@ -46,8 +46,8 @@ def unique(prefix: str = "user") -> str:
 
 
 @pytest.fixture
-def new_uow(session_factory: async_sessionmaker[AsyncSession]) -> UowFactory:
-    return lambda: SqlAlchemyUnitOfWork(session_factory)
+def new_uow(uow_engine: AsyncEngine) -> UowFactory:
+    return lambda: SqlAlchemyUnitOfWork(uow_engine)
 
 
 async def add_user(new_uow: UowFactory, username: str | None = None) -> User:
@@ -334,6 +334,25 @@ async def test_mapping_to_a_vanished_doctor_or_patient_is_not_found(new_uow: Uow
     assert (no_patient.value.resource, no_patient.value.identifier) == ("Patient", 10**12)
 
 
+async def test_a_doctor_deleted_while_being_assigned_is_not_found(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
+
+    async def assign() -> object:
+        async with new_uow() as uow:
+            return await uow.mappings.add(patient.id, doctor.id)
+
+    async with new_uow() as deleter:
+        assert await deleter.doctors.delete(doctor.id)
+        assigning = asyncio.create_task(assign())
+        await asyncio.sleep(0.2)  # long enough to reach the deleter's lock and wait there
+        assert not assigning.done()
+        await deleter.commit()
+    with pytest.raises(NotFound) as raised:
+        await assigning
+    assert (raised.value.resource, raised.value.identifier) == ("Doctor", doctor.id)
+
+
 async def test_deleting_a_patient_or_doctor_removes_its_mappings(new_uow: UowFactory) -> None:
     owner = await add_user(new_uow)
     patient, kept_patient = await add_patient(new_uow, owner), await add_patient(new_uow, owner)
@@ -563,16 +582,16 @@ class TestAuditRepository:
         ],
     )
     async def test_the_database_refuses_to_change_or_remove_an_event(
-        self, new_uow: UowFactory, session_factory: async_sessionmaker[AsyncSession], statement: str
+        self, new_uow: UowFactory, engine: AsyncEngine, statement: str
     ) -> None:
         user_id = some_user_id()
         async with new_uow() as uow:
             await uow.audit.add([audit_event(user_id)])
             await uow.commit()
 
-        async with session_factory() as session:
+        async with engine.begin() as connection:
             with pytest.raises(DBAPIError, match="append-only"):
-                await session.execute(text(statement), {"user_id": user_id})
+                await connection.execute(text(statement), {"user_id": user_id})
 
         async with new_uow() as uow:
             kept = await uow.audit.list(AuditQuery(user_id=user_id), PageRequest())

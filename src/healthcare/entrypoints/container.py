@@ -11,7 +11,7 @@ from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.clock import SystemClock
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.memory.probe import MemoryProbe
-from healthcare.adapters.persistence.sqlalchemy.engine import create_engine, session_factory
+from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
 from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
@@ -46,12 +46,13 @@ class Container(containers.DeclarativeContainer):
         settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
         max_overflow=0,
+        # Reads outside transactions; the unit of work begins one at the first write.
+        autocommit=True,
     )
-    sessions = providers.Singleton(session_factory, engine)
     memory_store = providers.Singleton(MemoryStore)
     unit_of_work = providers.Selector(
         settings.provided.persistence,
-        sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, sessions),
+        sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, engine),
         memory=providers.Factory(MemoryUnitOfWork, memory_store),
     )
     database_probe = providers.Selector(

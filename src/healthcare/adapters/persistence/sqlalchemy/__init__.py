@@ -1,10 +1,6 @@
 """Persistence on PostgreSQL (psycopg) or SQLite (aiosqlite) through SQLAlchemy."""
 
-from healthcare.adapters.persistence.sqlalchemy.engine import (
-    create_engine,
-    normalise_url,
-    session_factory,
-)
+from healthcare.adapters.persistence.sqlalchemy.engine import create_engine, normalise_url
 from healthcare.adapters.persistence.sqlalchemy.migrations import current, downgrade, upgrade
 from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyDoctorRepository,
@@ -26,6 +22,5 @@ __all__ = [
     "current",
     "downgrade",
     "normalise_url",
-    "session_factory",
     "upgrade",
 ]

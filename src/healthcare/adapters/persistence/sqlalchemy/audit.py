@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from healthcare.adapters.persistence.sqlalchemy.tables import CLIENT_MAX, audit_event
+from healthcare.adapters.persistence.sqlalchemy.transaction import LazyTransaction
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.audit import (
     AuditAction,
@@ -80,12 +80,12 @@ def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
 
 
 class SqlAlchemyAuditRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, db: LazyTransaction) -> None:
+        self._db = db
 
     async def add(self, events: Sequence[AuditEvent]) -> None:
         if events:
-            await self._session.execute(_INSERT, [_row(event) for event in events])
+            await self._db.write(_INSERT, [_row(event) for event in events])
 
     async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
         conditions = _conditions(query)
@@ -96,13 +96,13 @@ class SqlAlchemyAuditRepository:
             .limit(page.limit)
             .offset(page.offset)
         )
-        rows = (await self._session.execute(statement)).all()
+        rows = (await self._db.read(statement)).all()
         if rows:
             total: int = rows[0].total
         elif page.offset > 0:
             # Past the end, so no row carried the total.
             count = select(func.count()).select_from(a).where(*conditions)
-            total = (await self._session.execute(count)).scalar_one()
+            total = (await self._db.read(count)).scalar_one()
         else:
             total = 0
         return Page([_event(row) for row in rows], total)

@@ -1,4 +1,4 @@
-"""Async engines for PostgreSQL (psycopg) and SQLite (aiosqlite), and their sessions."""
+"""Async engines for PostgreSQL (psycopg) and SQLite (aiosqlite)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 _ALIASES = {
@@ -31,12 +31,17 @@ def create_engine(
     max_overflow: int = 10,
     busy_timeout_ms: int = 30_000,
     enforce_foreign_keys: bool = True,
+    autocommit: bool = False,
     **opts: Any,
 ) -> AsyncEngine:
     """An engine for ``url``; ``opts`` go to SQLAlchemy's ``create_async_engine``.
 
     ``pool_size``/``max_overflow`` apply to PostgreSQL; ``busy_timeout_ms`` and
     ``enforce_foreign_keys`` to SQLite (migrations turn the latter off, see env.py).
+
+    ``autocommit`` (PostgreSQL only) keeps the pooled connections in autocommit mode, for
+    the unit of work, which begins a transaction itself at a unit's first write (see
+    transaction.py). Never for migrations, whose DDL must be one transaction.
     """
     # Statement parameters are patient data and password hashes: keep them out of error
     # messages, which end up in logs.
@@ -52,13 +57,12 @@ def create_engine(
     # No pre-ping: a dead connection fails one request instead of costing every checkout
     # a round trip.
     opts.setdefault("pool_pre_ping", False)
+    if autocommit:
+        opts.setdefault("isolation_level", "AUTOCOMMIT")
+        # A connection returned in autocommit mode has no transaction to roll back: skip
+        # the call. One that a unit switched out of autocommit is still rolled back.
+        opts.setdefault("skip_autocommit_rollback", True)
     return _create_async_engine(parsed, **opts)
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Repositories return frozen domain objects, never ORM instances, so nothing needs
-    # refreshing after a commit and nothing is ever flushed implicitly.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
 def _is_file_database(url: URL) -> bool:

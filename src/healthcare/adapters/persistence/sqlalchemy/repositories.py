@@ -16,11 +16,24 @@ from collections.abc import Mapping as MappingType
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from healthcare.adapters.persistence.sqlalchemy import tables
+from healthcare.adapters.persistence.sqlalchemy.transaction import LazyTransaction
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.entities import (
     Doctor,
@@ -70,8 +83,9 @@ def _paged(statement: Select[Any], count: Select[Any] | None = None) -> Select[A
 
 
 class _Repository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, db: LazyTransaction) -> None:
+        # db.read for plain SELECTs; db.write for anything that writes or locks.
+        self._db = db
 
     async def _page(
         self,
@@ -82,12 +96,12 @@ class _Repository:
         convert: Callable[[Any], T],
     ) -> Page[T]:
         paged_params = {**params, "limit": page.limit, "offset": page.offset}
-        rows = (await self._session.execute(statement, paged_params)).all()
+        rows = (await self._db.read(statement, paged_params)).all()
         if rows:
             total: int = rows[0].total
         elif page.offset > 0 or page.limit <= 0:
             # Past the end, so no row carried the total: ask for it separately.
-            total = (await self._session.execute(count, params)).scalar_one()
+            total = (await self._db.read(count, params)).scalar_one()
         else:
             total = 0
         return Page([convert(row) for row in rows], total)
@@ -172,8 +186,8 @@ class SqlAlchemyUserRepository(_Repository):
         try:
             # The savepoint keeps the transaction usable after a violation (PostgreSQL
             # aborts the whole transaction otherwise).
-            async with self._session.begin_nested():
-                row = (await self._session.execute(_INSERT_USER, params)).one()
+            async with self._db.savepoint():
+                row = (await self._db.write(_INSERT_USER, params)).one()
         except IntegrityError as error:
             kind, subject = _violation(error)
             if kind == _UNIQUE and "username_key" in subject:
@@ -184,7 +198,7 @@ class SqlAlchemyUserRepository(_Repository):
         return _user(row)
 
     async def get(self, user_id: int) -> User | None:
-        row = (await self._session.execute(_GET_USER, {"user_id": user_id})).first()
+        row = (await self._db.read(_GET_USER, {"user_id": user_id})).first()
         return None if row is None else _user(row)
 
     async def set_active(self, user_id: int, active: bool) -> User | None:
@@ -195,12 +209,12 @@ class SqlAlchemyUserRepository(_Repository):
 
     async def _change(self, user_id: int, **values: Any) -> User | None:
         params = {"b_user_id": user_id, **values, "updated_at": _now()}
-        row = (await self._session.execute(_UPDATE_USER, params)).first()
+        row = (await self._db.write(_UPDATE_USER, params)).first()
         return None if row is None else _user(row)
 
     async def find_by_login(self, username_or_email: str) -> User | None:
         params = {"key": identity_key(username_or_email)}
-        row = (await self._session.execute(_FIND_USER, params)).first()
+        row = (await self._db.read(_FIND_USER, params)).first()
         return None if row is None else _user(row)
 
 
@@ -270,12 +284,12 @@ class SqlAlchemyPatientRepository(_Repository):
         now = _now()
         values = _patient_values(data)
         params = {"created_by": owner_id, **values, "created_at": now, "updated_at": now}
-        row = (await self._session.execute(_INSERT_PATIENT, params)).one()
+        row = (await self._db.write(_INSERT_PATIENT, params)).one()
         return _patient(row)
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
         params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
-        row = (await self._session.execute(_GET_PATIENT, params)).first()
+        row = (await self._db.read(_GET_PATIENT, params)).first()
         return None if row is None else _patient(row)
 
     async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]:
@@ -286,13 +300,13 @@ class SqlAlchemyPatientRepository(_Repository):
         values = _patient_values(data)
         params = {"b_patient_id": patient_id, "b_owner_id": owner_id, **values}
         params["updated_at"] = _now()
-        row = (await self._session.execute(_UPDATE_PATIENT, params)).first()
+        row = (await self._db.write(_UPDATE_PATIENT, params)).first()
         return None if row is None else _patient(row)
 
     async def delete(self, owner_id: int, patient_id: int) -> bool:
         # Its mappings go by ON DELETE CASCADE.
         params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
-        return (await self._session.execute(_DELETE_PATIENT, params)).first() is not None
+        return (await self._db.write(_DELETE_PATIENT, params)).first() is not None
 
 
 # Doctors --------------------------------------------------------------------------------
@@ -344,11 +358,11 @@ class SqlAlchemyDoctorRepository(_Repository):
         now = _now()
         values = _doctor_values(data)
         params = {"created_by": creator_id, **values, "created_at": now, "updated_at": now}
-        row = (await self._session.execute(_INSERT_DOCTOR, params)).one()
+        row = (await self._db.write(_INSERT_DOCTOR, params)).one()
         return _doctor(row)
 
     async def get(self, doctor_id: int) -> Doctor | None:
-        row = (await self._session.execute(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
+        row = (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
         return None if row is None else _doctor(row)
 
     async def list(self, page: PageRequest) -> Page[Doctor]:
@@ -356,13 +370,13 @@ class SqlAlchemyDoctorRepository(_Repository):
 
     async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None:
         params = {"b_doctor_id": doctor_id, **_doctor_values(data), "updated_at": _now()}
-        row = (await self._session.execute(_UPDATE_DOCTOR, params)).first()
+        row = (await self._db.write(_UPDATE_DOCTOR, params)).first()
         return None if row is None else _doctor(row)
 
     async def delete(self, doctor_id: int) -> bool:
         # Its mappings go by ON DELETE CASCADE.
         params = {"b_doctor_id": doctor_id}
-        return (await self._session.execute(_DELETE_DOCTOR, params)).first() is not None
+        return (await self._db.write(_DELETE_DOCTOR, params)).first() is not None
 
 
 # Mappings -------------------------------------------------------------------------------
@@ -414,6 +428,44 @@ _LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS)
 _DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
 
 
+def _key_shared(table: Any, key: str) -> Any:
+    """The row with id ``key`` exists, and is locked against deletion until commit."""
+    one: Select[Any] = select(literal_column("1")).select_from(table)
+    return exists(
+        one.where(table.c.id == bindparam(key)).with_for_update(read=True, key_share=True)
+    )
+
+
+# PostgreSQL: a mapping is inserted and read back with its doctor in one statement. Both
+# sides are locked first (FOR KEY SHARE, which the foreign keys would take anyway), so a
+# side deleted meanwhile means no row instead of a foreign-key error, and an existing pair
+# means no row instead of a unique violation: the transaction stays usable without a
+# savepoint, and an empty result is told apart afterwards (_why_not_added).
+_INSERTED_MAPPING = (
+    postgresql_insert(m)
+    .from_select(
+        ["patient_id", "doctor_id", "created_at", "updated_at"],
+        select(
+            bindparam("b_patient_id", type_=m.c.patient_id.type),
+            bindparam("b_doctor_id", type_=m.c.doctor_id.type),
+            bindparam("b_now", type_=m.c.created_at.type),
+            bindparam("b_now", type_=m.c.updated_at.type),
+        ).where(_key_shared(p, "b_patient_id"), _key_shared(d, "b_doctor_id")),
+    )
+    .on_conflict_do_nothing(constraint="uq_patient_doctor_pair")
+    .returning(m.c.id, m.c.patient_id, m.c.doctor_id, m.c.created_at, m.c.updated_at)
+    .cte("inserted")
+)
+_ADD_MAPPING = select(
+    _INSERTED_MAPPING.c.id.label("mapping_id"),
+    _INSERTED_MAPPING.c.patient_id.label("mapping_patient_id"),
+    _INSERTED_MAPPING.c.created_at.label("mapping_created_at"),
+    _INSERTED_MAPPING.c.updated_at.label("mapping_updated_at"),
+    *_DOCTOR_COLUMNS,
+).select_from(_INSERTED_MAPPING.join(d, d.c.id == _INSERTED_MAPPING.c.doctor_id))
+_PATIENT_EXISTS = select(p.c.id).where(p.c.id == bindparam("b_patient_id"))
+
+
 def _mapping(row: Any) -> Mapping:
     return Mapping(
         id=row.mapping_id,
@@ -426,6 +478,12 @@ def _mapping(row: Any) -> Mapping:
 
 class SqlAlchemyMappingRepository(_Repository):
     async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+        if self._db.dialect_name == "postgresql":
+            params = {"b_patient_id": patient_id, "b_doctor_id": doctor_id, "b_now": _now()}
+            row = (await self._db.write(_ADD_MAPPING, params)).first()
+            if row is None:
+                raise await self._why_not_added(patient_id, doctor_id)
+            return _mapping(row)
         now = _now()
         params = {
             "patient_id": patient_id,
@@ -434,8 +492,8 @@ class SqlAlchemyMappingRepository(_Repository):
             "updated_at": now,
         }
         try:
-            async with self._session.begin_nested():  # see SqlAlchemyUserRepository.add
-                mapping_id = (await self._session.execute(_INSERT_MAPPING, params)).scalar_one()
+            async with self._db.savepoint():  # see SqlAlchemyUserRepository.add
+                mapping_id = (await self._db.write(_INSERT_MAPPING, params)).scalar_one()
         except IntegrityError as error:
             kind, _ = _violation(error)
             if kind == _UNIQUE:
@@ -444,16 +502,25 @@ class SqlAlchemyMappingRepository(_Repository):
                 # SQLite does not say which side vanished; one more query (only on this
                 # rare path) tells.
                 doctor = {"b_doctor_id": doctor_id}
-                if (await self._session.execute(_GET_DOCTOR, doctor)).first() is None:
+                if (await self._db.read(_GET_DOCTOR, doctor)).first() is None:
                     raise NotFound("Doctor", doctor_id) from None
                 raise NotFound("Patient", patient_id) from None
             raise
         params = {"b_mapping_id": mapping_id}
-        return _mapping((await self._session.execute(_GET_MAPPING, params)).one())
+        return _mapping((await self._db.read(_GET_MAPPING, params)).one())
+
+    async def _why_not_added(self, patient_id: int, doctor_id: int) -> Exception:
+        """After _ADD_MAPPING inserted nothing (a rare path): a side vanished, or the pair
+        exists."""
+        if (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first() is None:
+            return NotFound("Doctor", doctor_id)
+        if (await self._db.read(_PATIENT_EXISTS, {"b_patient_id": patient_id})).first() is None:
+            return NotFound("Patient", patient_id)
+        return Conflict(ALREADY_ASSIGNED)
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
         params = {"b_mapping_id": mapping_id, "b_owner_id": owner_id}
-        row = (await self._session.execute(_GET_OWNED_MAPPING, params)).first()
+        row = (await self._db.read(_GET_OWNED_MAPPING, params)).first()
         return None if row is None else _mapping(row)
 
     async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]:
@@ -474,7 +541,7 @@ class SqlAlchemyMappingRepository(_Repository):
 
     async def delete(self, mapping_id: int) -> bool:
         params = {"b_mapping_id": mapping_id}
-        return (await self._session.execute(_DELETE_MAPPING, params)).first() is not None
+        return (await self._db.write(_DELETE_MAPPING, params)).first() is not None
 
 
 # Refresh sessions -----------------------------------------------------------------------
@@ -508,10 +575,10 @@ class SqlAlchemyRefreshSessionRepository(_Repository):
             "created_at": session.created_at,
             "revoked_at": session.revoked_at,
         }
-        await self._session.execute(_INSERT_SESSION, params)
+        await self._db.write(_INSERT_SESSION, params)
 
     async def get(self, session_id: str) -> RefreshSession | None:
-        row = (await self._session.execute(_GET_SESSION, {"b_session_id": session_id})).first()
+        row = (await self._db.read(_GET_SESSION, {"b_session_id": session_id})).first()
         if row is None:
             return None
         return RefreshSession(
@@ -524,15 +591,15 @@ class SqlAlchemyRefreshSessionRepository(_Repository):
 
     async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
         params = {"b_session_id": session_id, "b_spent_jti": spent_jti, "current_jti": next_jti}
-        return (await self._session.execute(_ROTATE_SESSION, params)).first() is not None
+        return (await self._db.write(_ROTATE_SESSION, params)).first() is not None
 
     async def revoke(self, session_id: str, when: datetime) -> None:
         params = {"b_session_id": session_id, "revoked_at": when}
-        await self._session.execute(_REVOKE_SESSION, params)
+        await self._db.write(_REVOKE_SESSION, params)
 
     async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
         params = {"b_user_id": user_id, "revoked_at": when}
-        await self._session.execute(_REVOKE_USER_SESSIONS, params)
+        await self._db.write(_REVOKE_USER_SESSIONS, params)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The unit of work over one SQLAlchemy session: the only thing that commits."""
+"""The unit of work over one SQLAlchemy Core connection: the only thing that commits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy.audit import SqlAlchemyAuditRepository
 from healthcare.adapters.persistence.sqlalchemy.repositories import (
@@ -16,12 +16,15 @@ from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyRefreshSessionRepository,
     SqlAlchemyUserRepository,
 )
+from healthcare.adapters.persistence.sqlalchemy.transaction import LazyTransaction
 
 
 class SqlAlchemyUnitOfWork:
     """One transaction per ``async with``; the instance may be entered again afterwards.
 
-    Nothing is kept unless ``commit`` is called inside the block.
+    Nothing is kept unless ``commit`` is called inside the block. The repositories run Core
+    statements on one connection, checked out at the first statement; the transaction
+    begins at the first write (see ``LazyTransaction``).
     """
 
     users: SqlAlchemyUserRepository
@@ -31,21 +34,21 @@ class SqlAlchemyUnitOfWork:
     refresh_sessions: SqlAlchemyRefreshSessionRepository
     audit: SqlAlchemyAuditRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session_factory = session_factory
-        self._session: AsyncSession | None = None
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._transaction: LazyTransaction | None = None
 
     async def __aenter__(self) -> Self:
-        if self._session is not None:
+        if self._transaction is not None:
             # Sharing one instance between concurrent tasks would mix their transactions.
             raise RuntimeError("This unit of work is already in use")
-        session = self._session = self._session_factory()
-        self.users = SqlAlchemyUserRepository(session)
-        self.patients = SqlAlchemyPatientRepository(session)
-        self.doctors = SqlAlchemyDoctorRepository(session)
-        self.mappings = SqlAlchemyMappingRepository(session)
-        self.refresh_sessions = SqlAlchemyRefreshSessionRepository(session)
-        self.audit = SqlAlchemyAuditRepository(session)
+        transaction = self._transaction = LazyTransaction(self._engine)
+        self.users = SqlAlchemyUserRepository(transaction)
+        self.patients = SqlAlchemyPatientRepository(transaction)
+        self.doctors = SqlAlchemyDoctorRepository(transaction)
+        self.mappings = SqlAlchemyMappingRepository(transaction)
+        self.refresh_sessions = SqlAlchemyRefreshSessionRepository(transaction)
+        self.audit = SqlAlchemyAuditRepository(transaction)
         return self
 
     async def __aexit__(
@@ -54,16 +57,16 @@ class SqlAlchemyUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        session, self._session = self._session, None
-        if session is not None:
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
             # Closing rolls back whatever was not committed and returns the connection to
             # the pool; shielded so a cancelled request cannot leave that half done.
-            await asyncio.shield(session.close())
+            await asyncio.shield(transaction.close())
 
-    def _entered(self) -> AsyncSession:
-        if self._session is None:
+    def _entered(self) -> LazyTransaction:
+        if self._transaction is None:
             raise RuntimeError("The unit of work has not been entered")
-        return self._session
+        return self._transaction
 
     async def commit(self) -> None:
         await self._entered().commit()
