@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
@@ -60,6 +60,11 @@ def create_app(container: Container) -> Litestar:
 
     app = Litestar(
         route_handlers=[
+            Router(
+                "/",
+                route_handlers=accounts.THROTTLED_HANDLERS,
+                middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
+            ),
             *accounts.HANDLERS,
             *service.HANDLERS,
             PatientController,
@@ -74,7 +79,6 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
-        middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
         stores={RATE_LIMIT_STORE: container.rate_limit_store()},
         before_send=[add_response_headers],
         on_shutdown=[release_resources],
