@@ -14,6 +14,7 @@ from healthcare.entrypoints.http.controllers.patients import PatientController
 from healthcare.entrypoints.http.dependencies import (
     page_request,
     principal_dependency,
+    resolve_dependencies_in_turn,
     use_case_dependencies,
 )
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
@@ -54,6 +55,7 @@ USE_CASES = (
 
 def create_app(container: Container) -> Litestar:
     settings = container.settings()
+    resolve_dependencies_in_turn()
 
     async def release_resources() -> None:
         await close_container(container)
