@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
 
+from healthcare.adapters.security import tokens as token_module
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.application.ports import RefreshClaims
 from healthcare.domain.entities import Principal
@@ -165,6 +167,36 @@ class TestTime:
 
         with pytest.raises(AuthenticationFailed):
             service().read_access(token)
+
+
+class TestVerifiedTokens:
+    """Verified access tokens are remembered; their expiry is still checked every time."""
+
+    def test_a_remembered_token_still_expires(self) -> None:
+        tokens = service(access_lifetime=timedelta(seconds=1))
+        token = tokens.issue_access(Principal(7)).token
+        assert tokens.read_access(token) == Principal(7)
+        assert tokens.read_access(token) == Principal(7)  # from memory
+        expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+        while time.time() < expires_at:
+            time.sleep(0.05)
+        with pytest.raises(AuthenticationFailed):
+            tokens.read_access(token)
+
+    def test_memory_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(token_module, "VERIFIED_ACCESS_TOKENS", 3)
+        tokens = service()
+        issued = [tokens.issue_access(Principal(n)).token for n in range(1, 6)]
+        assert [tokens.read_access(t).user_id for t in issued] == [1, 2, 3, 4, 5]
+        assert len(tokens._verified) == 3
+        assert tokens.read_access(issued[0]) == Principal(1)  # forgotten, verified again
+
+    def test_a_remembered_token_is_not_a_refresh_token(self) -> None:
+        tokens = service()
+        token = tokens.issue_access(Principal(1)).token
+        tokens.read_access(token)
+        with pytest.raises(AuthenticationFailed):
+            tokens.read_refresh(token)
 
 
 class TestForgery:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 
@@ -14,6 +14,7 @@ from healthcare.entrypoints.http.controllers.patients import PatientController
 from healthcare.entrypoints.http.dependencies import (
     page_request,
     principal_dependency,
+    resolve_dependencies_in_turn,
     use_case_dependencies,
 )
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
@@ -56,6 +57,7 @@ USE_CASES = (
 
 def create_app(container: Container) -> Litestar:
     settings = container.settings()
+    resolve_dependencies_in_turn()
 
     def start_audit_trail() -> None:
         container.audit_trail().start()
@@ -65,6 +67,11 @@ def create_app(container: Container) -> Litestar:
 
     app = Litestar(
         route_handlers=[
+            Router(
+                "/",
+                route_handlers=accounts.THROTTLED_HANDLERS,
+                middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
+            ),
             *accounts.HANDLERS,
             *service.HANDLERS,
             *audit.HANDLERS,
@@ -80,7 +87,6 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
-        middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
         stores={RATE_LIMIT_STORE: container.rate_limit_store()},
         before_send=[add_response_headers],
         on_startup=[start_audit_trail],

@@ -7,6 +7,10 @@ from typing import Annotated, Any
 
 from dependency_injector import providers
 from litestar import Request
+from litestar._kwargs.cleanup import DependencyCleanupGroup
+from litestar._kwargs.dependencies import resolve_dependency
+from litestar._kwargs.kwargs_model import KwargsModel
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.params import Parameter
 
@@ -56,3 +60,25 @@ def _calling(provider: providers.Provider[Any]) -> Callable[[], Any]:
         return provider()
 
     return provide
+
+
+async def _resolve_in_turn(
+    self: KwargsModel, connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
+) -> DependencyCleanupGroup:
+    cleanup_group = DependencyCleanupGroup()
+    for batch in self.dependency_batches:
+        for dependency in batch:
+            await resolve_dependency(dependency, connection, kwargs, cleanup_group)
+    return cleanup_group
+
+
+def resolve_dependencies_in_turn() -> None:
+    """Have Litestar resolve a handler's dependencies one after the other.
+
+    Litestar resolves the independent dependencies of a handler concurrently: an anyio task
+    group and a task per dependency, on every request (most handlers here have two or three:
+    the principal, the use case, the page). Ours are all synchronous functions without I/O
+    (``sync_to_thread=False``), so running them in turn gives the same result, without the
+    tasks.
+    """
+    KwargsModel.resolve_dependencies = _resolve_in_turn  # type: ignore[method-assign]

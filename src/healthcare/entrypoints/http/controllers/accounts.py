@@ -166,4 +166,6 @@ async def activate_user(
     return UserOut.of(await set_user_active(principal, user_id, active=True))
 
 
-HANDLERS = [register, login, refresh, logout, me, change_password, deactivate_user, activate_user]
+# Registration and refresh are limited per client address (see app.py).
+THROTTLED_HANDLERS = [register, refresh]
+HANDLERS = [login, logout, me, change_password, deactivate_user, activate_user]
