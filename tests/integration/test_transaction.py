@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, literal, select, text
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import create_engine
@@ -91,3 +92,52 @@ async def test_without_an_autocommit_engine_the_whole_unit_is_one_transaction(
     finally:
         await db.close()
         await engine.dispose()
+
+
+async def test_reads_outside_a_transaction_raise_sqlalchemy_errors(
+    autocommit_engine: AsyncEngine,
+) -> None:
+    db = LazyTransaction(autocommit_engine)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            await db.read(text("SELECT 1 / 0"))
+        assert isinstance(raised.value, DataError)
+        assert (await db.read(text("SELECT 2"))).scalar_one() == 2  # still usable
+    finally:
+        await db.close()
+
+
+async def test_a_lost_connection_is_not_returned_to_the_pool(
+    autocommit_engine: AsyncEngine, postgres_url: str
+) -> None:
+    victim = LazyTransaction(autocommit_engine)
+    pid = (await victim.read(text("SELECT pg_backend_pid()"))).scalar_one()
+    killer = create_engine(postgres_url, autocommit=True)
+    async with killer.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await killer.dispose()
+    with pytest.raises(DBAPIError):
+        await victim.read(text("SELECT 1"))
+    await victim.close()
+    fresh = LazyTransaction(autocommit_engine)  # the pool's only slot, reconnected
+    try:
+        assert (await fresh.read(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+    finally:
+        await fresh.close()
+
+
+async def test_statements_binding_their_own_values_read_alike(
+    autocommit_engine: AsyncEngine, postgres_url: str
+) -> None:
+    statement = select(literal(41) + bindparam("n", type_=Integer), literal("x"))
+    outside = LazyTransaction(autocommit_engine)
+    plain = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    inside = LazyTransaction(plain)
+    try:
+        expected = (await inside.read(statement, {"n": 1})).one()
+        assert tuple((await outside.read(statement, {"n": 1})).one()) == tuple(expected)
+        assert tuple(expected) == (42, "x")
+    finally:
+        await outside.close()
+        await inside.close()
+        await plain.dispose()

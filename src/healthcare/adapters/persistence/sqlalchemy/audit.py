@@ -47,16 +47,19 @@ def _row(event: AuditEvent) -> dict[str, Any]:
 
 
 def _event(row: Any) -> AuditEvent:
+    # By position, in the order of _COLUMNS (as the other repositories read their rows).
+    event_id, occurred_at, action, outcome, user_id, resource_type, resource_id = row[:7]
+    client, request_id = row[7:9]
     return AuditEvent(
-        id=row.id,
-        occurred_at=row.occurred_at,
-        action=AuditAction(row.action),
-        outcome=AuditOutcome(row.outcome),
-        user_id=row.user_id,
-        resource_type=ResourceType(row.resource_type) if row.resource_type else None,
-        resource_id=row.resource_id,
-        client=row.client,
-        request_id=row.request_id,
+        id=event_id,
+        occurred_at=occurred_at,
+        action=AuditAction(action),
+        outcome=AuditOutcome(outcome),
+        user_id=user_id,
+        resource_type=ResourceType(resource_type) if resource_type else None,
+        resource_id=resource_id,
+        client=client,
+        request_id=request_id,
     )
 
 
@@ -98,7 +101,7 @@ class SqlAlchemyAuditRepository:
         )
         rows = (await self._db.read(statement)).all()
         if rows:
-            total: int = rows[0].total
+            total: int = rows[0][-1]
         elif page.offset > 0:
             # Past the end, so no row carried the total.
             count = select(func.count()).select_from(a).where(*conditions)
