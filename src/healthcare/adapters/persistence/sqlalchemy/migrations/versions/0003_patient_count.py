@@ -19,23 +19,39 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # Decrements only UPDATE: when a user is deleted, the cascade may have removed their count
 # row before their patients, and an upsert would then recreate it for a missing user.
+# PostgreSQL counts once per statement, from its transition tables: a row-level trigger
+# would update one owner's row once per row of a bulk load, and inside one transaction
+# every one of those updates walks the versions the earlier ones left behind.
 _POSTGRES = (
     """
-    CREATE FUNCTION patient_count_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION patient_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP = 'INSERT' THEN
-            INSERT INTO patient_count (user_id, patients) VALUES (NEW.created_by, 1)
-            ON CONFLICT (user_id) DO UPDATE SET patients = patient_count.patients + 1;
-        ELSE
-            UPDATE patient_count SET patients = patients - 1 WHERE user_id = OLD.created_by;
-        END IF;
+        INSERT INTO patient_count (user_id, patients)
+        SELECT created_by, count(*) FROM added GROUP BY created_by
+        ON CONFLICT (user_id) DO UPDATE SET patients = patient_count.patients + excluded.patients;
         RETURN NULL;
     END
     $$
     """,
     """
-    CREATE TRIGGER patient_count_follow AFTER INSERT OR DELETE ON patient
-    FOR EACH ROW EXECUTE FUNCTION patient_count_follow()
+    CREATE FUNCTION patient_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE patient_count SET patients = patients - gone.n
+        FROM (SELECT created_by, count(*) AS n FROM removed GROUP BY created_by) AS gone
+        WHERE patient_count.user_id = gone.created_by;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER patient_count_added AFTER INSERT ON patient
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION patient_count_added()
+    """,
+    """
+    CREATE TRIGGER patient_count_removed AFTER DELETE ON patient
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION patient_count_removed()
     """,
 )
 _SQLITE = (
@@ -79,8 +95,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER patient_count_follow ON patient")
-        op.execute("DROP FUNCTION patient_count_follow()")
+        for name in ("patient_count_added", "patient_count_removed"):
+            op.execute(f"DROP TRIGGER {name} ON patient")
+            op.execute(f"DROP FUNCTION {name}()")
     else:
         op.execute("DROP TRIGGER patient_count_insert")
         op.execute("DROP TRIGGER patient_count_delete")
