@@ -34,7 +34,8 @@ class MemoryCounters:
             if len(self._counts) >= self._max_keys:
                 self._forget_expired(now)
         self._counts[key] = (count + 1, resets_at)
-        return count + 1, math.ceil(resets_at - now)
+        # (now + w) - now can come out a hair above w in floating point: never report more.
+        return count + 1, min(window_seconds, math.ceil(resets_at - now))
 
     async def peek(self, key: str) -> tuple[int, int]:
         now = time.monotonic()
