@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from healthcare.domain.values import value_object
+
 
 class AuditAction(StrEnum):
     REGISTER = "auth.register"
@@ -61,7 +63,7 @@ class Origin:
 NOWHERE = Origin()  # calls that come from no request, such as the command line
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class AuditEvent:
     occurred_at: datetime
     action: AuditAction

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from healthcare.domain.audit import NOWHERE, Origin
 from healthcare.domain.errors import InvalidInput
+from healthcare.domain.values import value_object
 
 
 class Gender(StrEnum):
@@ -26,7 +26,7 @@ class Gender(StrEnum):
         raise InvalidInput.single("gender", f"must be one of {allowed}")
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Principal:
     """Who is calling, as proven by an access token (no database needed), and from where."""
 
@@ -35,7 +35,7 @@ class Principal:
     origin: Origin = NOWHERE
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class User:
     id: int
     username: str
@@ -55,7 +55,7 @@ class User:
         return Principal(user_id=self.id, is_admin=self.is_admin)
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class NewUser:
     """A validated registration, with the password already hashed."""
 
@@ -66,7 +66,7 @@ class NewUser:
     is_superuser: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class PatientData:
     """What a client writes about a patient."""
 
@@ -79,7 +79,7 @@ class PatientData:
     notes: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Patient:
     id: int
     created_by: int
@@ -94,7 +94,7 @@ class Patient:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class DoctorData:
     """What a client writes about a doctor."""
 
@@ -104,7 +104,7 @@ class DoctorData:
     phone: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Doctor:
     id: int
     created_by: int | None
@@ -119,7 +119,7 @@ class Doctor:
         return principal.is_admin or self.created_by == principal.user_id
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Mapping:
     """A patient assigned to a doctor, with the doctor's record for display."""
 
@@ -130,7 +130,7 @@ class Mapping:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class RefreshSession:
     """One login's chain of refresh tokens. Only ``current_jti`` may be spent next."""
 
