@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 # Fields an entrypoint may attach with ``extra=``; anything else on a record is ignored,
 # so a stray attribute can never carry a secret into the log.
 FIELDS = ("method", "path", "status", "duration_ms", "user_id", "request_id")
 # Drivers that log statement parameters (patient data, hashes) at DEBUG: never below WARNING.
 TALKATIVE_LIBRARIES = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg")
+
+
+# Anything that is not plain JSON is written as its str().
+_encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,10 +28,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update({f: getattr(record, f) for f in FIELDS if hasattr(record, f)})
+        attributes = record.__dict__
+        for field in FIELDS:
+            if field in attributes:
+                line[field] = attributes[field]
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _encode(line).decode()
 
 
 def quiet_libraries() -> None:
@@ -36,6 +44,13 @@ def quiet_libraries() -> None:
 
 def configure_logging(level: str = "INFO") -> None:
     quiet_libraries()
+    # The JSON lines never show the caller's file, thread or process: skip collecting them
+    # for every record (logging's documented optimisations; the access log writes a line
+    # per request).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.config.dictConfig(
         {
             "version": 1,

@@ -26,14 +26,16 @@ def principal_dependency(tokens: TokenService) -> Provide:
     """Who is calling (the Bearer access token alone: no database round trip), from where."""
 
     def principal(request: Request[Any, Any, Any]) -> Principal:
-        header = request.headers.get("authorization")
+        # Straight from the scope: request.headers would parse every header first.
+        raw = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
+        header = raw.decode("latin-1")
         if not header:
             raise AuthenticationFailed("Authentication credentials were not provided")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("Use the header `Authorization: Bearer <access token>`")
         proven = tokens.read_access(token.strip())
-        request.state.user_id = proven.user_id  # for the access log
+        request.scope.setdefault("state", {})["user_id"] = proven.user_id  # for the access log
         return Principal(proven.user_id, proven.is_admin, request_origin(request))
 
     return Provide(principal, sync_to_thread=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from typing import Any
 
 from litestar.datastructures import MutableScopeHeaders
@@ -14,20 +14,25 @@ REQUEST_ID_HEADER = "x-request-id"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
+# What every response gets; the last only under /api/ (health data and tokens must not be
+# kept by browsers or shared caches).
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+_OURS = frozenset((_REQUEST_ID_NAME, _NOSNIFF[0], _NO_STORE[0]))
+
+
 def request_id(scope: Scope) -> str:
     """The request's id: the caller's when well-formed, else a new one (kept in the scope)."""
     state: dict[str, Any] = scope.setdefault("state", {})
     if (known := state.get("request_id")) is not None:
         return str(known)
-    incoming = next(
-        (
-            value.decode("latin-1")
-            for name, value in scope.get("headers", [])
-            if name == REQUEST_ID_HEADER.encode()
-        ),
-        "",
-    )
-    chosen = incoming if _WELL_FORMED.fullmatch(incoming) else uuid.uuid4().hex
+    incoming = ""
+    for name, value in scope.get("headers", ()):
+        if name == _REQUEST_ID_NAME:
+            incoming = value.decode("latin-1")
+            break
+    chosen = incoming if _WELL_FORMED.fullmatch(incoming) else secrets.token_hex(16)
     state["request_id"] = chosen
     return chosen
 
@@ -35,9 +40,13 @@ def request_id(scope: Scope) -> str:
 async def add_response_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    headers["X-Request-ID"] = request_id(scope)
-    headers["X-Content-Type-Options"] = "nosniff"
+    ours = [(_REQUEST_ID_NAME, request_id(scope).encode("latin-1")), _NOSNIFF]
     if scope.get("path", "").startswith("/api/"):
-        # Health data and tokens must not be kept by browsers or shared caches.
-        headers["Cache-Control"] = "no-store"
+        ours.append(_NO_STORE)
+    raw = message.setdefault("headers", [])
+    if isinstance(raw, list) and not any(name.lower() in _OURS for name, _ in raw):
+        raw.extend(ours)  # the usual case, without parsing the headers
+        return
+    headers = MutableScopeHeaders.from_message(message)  # replaces what a handler set
+    for name, value in ours:
+        headers[name.decode()] = value.decode("latin-1")

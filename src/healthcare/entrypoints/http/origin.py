@@ -31,7 +31,8 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     state = request.scope.setdefault("state", {})
     if (known := state.get("client_address")) is not None:
         return str(known)
-    peer = request.client.host if request.client else UNKNOWN
+    client = request.scope.get("client")
+    peer = client[0] if client else UNKNOWN
     trusted: tuple[Network, ...] = request.app.state.get(_TRUSTED_PROXIES, ())
     address = peer
     if trusted and _within(peer, trusted):
