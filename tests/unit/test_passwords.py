@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 import bcrypt
 import pytest
 
-from healthcare.adapters.security.passwords import BcryptPasswordHasher
+from healthcare.adapters.security.passwords import LOWEST_PRIORITY, BcryptPasswordHasher
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +86,15 @@ async def test_waste_time_runs_a_real_check(
     password, decoy = calls[0]
     assert password == b"guess"
     assert decoy.startswith(b"$2b$04$")  # as slow as a real hash of this hasher
+
+
+async def test_hashes_run_on_threads_at_the_lowest_cpu_priority(
+    hasher: BcryptPasswordHasher,
+) -> None:
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = priority()
+    assert await hasher._run(priority) == LOWEST_PRIORITY
+    assert priority() == before  # the event loop's thread keeps its own
+    assert await hasher.verify("a password", await hasher.hash("a password"))
