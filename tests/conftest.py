@@ -23,6 +23,7 @@ from healthcare.adapters.persistence.sqlalchemy import (
     normalise_url,
     upgrade,
 )
+from healthcare.adapters.persistence.sqlalchemy.database import Database
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/healthcare_test"
 _URL_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url"}
@@ -96,8 +97,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-async def uow_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """Configured as the application's: autocommit connections (on PostgreSQL)."""
-    engine = create_engine(database_url, autocommit=True)
-    yield engine
-    await engine.dispose()
+async def uow_database(database_url: str) -> AsyncIterator[Database]:
+    """As the application's: psycopg's pool on PostgreSQL, SQLAlchemy's engine on SQLite."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()

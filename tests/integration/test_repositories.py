@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
+from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.application.paging import PageRequest
 from healthcare.application.ports import UnitOfWork
 from healthcare.domain.audit import (
@@ -46,8 +47,8 @@ def unique(prefix: str = "user") -> str:
 
 
 @pytest.fixture
-def new_uow(uow_engine: AsyncEngine) -> UowFactory:
-    return lambda: SqlAlchemyUnitOfWork(uow_engine)
+def new_uow(uow_database: Database) -> UowFactory:
+    return lambda: SqlAlchemyUnitOfWork(uow_database)
 
 
 async def add_user(new_uow: UowFactory, username: str | None = None) -> User:
@@ -266,9 +267,9 @@ async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
     doctors = [await add_doctor(new_uow, stranger, f"Dr {i}") for i in range(3)]
 
     async with new_uow() as uow:
-        first = await uow.mappings.add(patient.id, doctors[0].id)
-        second = await uow.mappings.add(patient.id, doctors[1].id)
-        third = await uow.mappings.add(other_patient.id, doctors[2].id)
+        first = await uow.mappings.add(owner.id, patient.id, doctors[0].id)
+        second = await uow.mappings.add(owner.id, patient.id, doctors[1].id)
+        third = await uow.mappings.add(owner.id, other_patient.id, doctors[2].id)
         await uow.commit()
     assert (first.patient_id, first.doctor) == (patient.id, doctors[0])
     assert first.created_at == first.updated_at
@@ -279,11 +280,21 @@ async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
         by_owner = await uow.mappings.list_for_owner(owner.id, PageRequest())
         by_owner_page = await uow.mappings.list_for_owner(owner.id, PageRequest(1, 1))
         for_stranger = await uow.mappings.list_for_owner(stranger.id, PageRequest())
-        by_patient = await uow.mappings.list_for_patient(patient.id, PageRequest())
-        past_end = await uow.mappings.list_for_patient(patient.id, PageRequest(offset=2))
-        its_doctors = await uow.mappings.doctors_of_patient(patient.id, PageRequest())
-        its_second = await uow.mappings.doctors_of_patient(patient.id, PageRequest(1, 1))
-        doctors_past_end = await uow.mappings.doctors_of_patient(patient.id, PageRequest(1, 9))
+        by_patient = await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest())
+        past_end = await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest(offset=2))
+        its_doctors = await uow.mappings.doctors_of_patient(owner.id, patient.id, PageRequest())
+        its_second = await uow.mappings.doctors_of_patient(owner.id, patient.id, PageRequest(1, 1))
+        doctors_past_end = await uow.mappings.doctors_of_patient(
+            owner.id, patient.id, PageRequest(1, 9)
+        )
+        # Someone else's patient: no page at all, whether it has mappings or not.
+        not_theirs = await uow.mappings.list_for_patient(stranger.id, patient.id, PageRequest())
+        not_their_doctors = await uow.mappings.doctors_of_patient(
+            stranger.id, patient.id, PageRequest()
+        )
+        no_such = await uow.mappings.list_for_patient(owner.id, 10**12, PageRequest())
+        with pytest.raises(NotFound) as not_their_patient:
+            await uow.mappings.add(stranger.id, patient.id, doctors[2].id)
     assert (list(by_owner.items), by_owner.total) == ([first, second, third], 3)
     assert (list(by_owner_page.items), by_owner_page.total) == ([second], 3)
     assert (list(for_stranger.items), for_stranger.total) == ([], 0)
@@ -292,6 +303,8 @@ async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
     assert (list(its_doctors.items), its_doctors.total) == (doctors[:2], 2)
     assert (list(its_second.items), its_second.total) == ([doctors[1]], 2)
     assert (list(doctors_past_end.items), doctors_past_end.total) == ([], 2)
+    assert not_theirs is None and not_their_doctors is None and no_such is None
+    assert not_their_patient.value.resource == "Patient"
 
     async with new_uow() as uow:
         assert await uow.mappings.delete(first.id) is True
@@ -299,7 +312,7 @@ async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
     async with new_uow() as uow:
         assert await uow.mappings.delete(first.id) is False
         assert await uow.mappings.get(owner.id, first.id) is None
-        remaining = await uow.mappings.list_for_patient(patient.id, PageRequest())
+        remaining = await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest())
     assert list(remaining.items) == [second]
 
 
@@ -310,13 +323,13 @@ async def test_duplicate_mapping_is_a_conflict_and_the_uow_survives_it(
     patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
     other_doctor = await add_doctor(new_uow, owner)
     async with new_uow() as uow:
-        await uow.mappings.add(patient.id, doctor.id)
+        await uow.mappings.add(owner.id, patient.id, doctor.id)
         with pytest.raises(Conflict, match="already assigned"):
-            await uow.mappings.add(patient.id, doctor.id)
-        await uow.mappings.add(patient.id, other_doctor.id)
+            await uow.mappings.add(owner.id, patient.id, doctor.id)
+        await uow.mappings.add(owner.id, patient.id, other_doctor.id)
         await uow.commit()
     async with new_uow() as uow:
-        page = await uow.mappings.doctors_of_patient(patient.id, PageRequest())
+        page = await uow.mappings.doctors_of_patient(owner.id, patient.id, PageRequest())
     assert list(page.items) == [doctor, other_doctor]
 
 
@@ -325,11 +338,11 @@ async def test_mapping_to_a_vanished_doctor_or_patient_is_not_found(new_uow: Uow
     patient, doctor = await add_patient(new_uow, owner), await add_doctor(new_uow, owner)
     async with new_uow() as uow:
         with pytest.raises(NotFound) as no_doctor:
-            await uow.mappings.add(patient.id, 10**12)
+            await uow.mappings.add(owner.id, patient.id, 10**12)
         with pytest.raises(NotFound) as no_patient:
-            await uow.mappings.add(10**12, doctor.id)
+            await uow.mappings.add(owner.id, 10**12, doctor.id)
         # Still usable afterwards.
-        assert (await uow.mappings.add(patient.id, doctor.id)).doctor == doctor
+        assert (await uow.mappings.add(owner.id, patient.id, doctor.id)).doctor == doctor
     assert (no_doctor.value.resource, no_doctor.value.identifier) == ("Doctor", 10**12)
     assert (no_patient.value.resource, no_patient.value.identifier) == ("Patient", 10**12)
 
@@ -340,7 +353,7 @@ async def test_a_doctor_deleted_while_being_assigned_is_not_found(new_uow: UowFa
 
     async def assign() -> object:
         async with new_uow() as uow:
-            return await uow.mappings.add(patient.id, doctor.id)
+            return await uow.mappings.add(owner.id, patient.id, doctor.id)
 
     async with new_uow() as deleter:
         assert await deleter.doctors.delete(doctor.id)
@@ -358,9 +371,9 @@ async def test_deleting_a_patient_or_doctor_removes_its_mappings(new_uow: UowFac
     patient, kept_patient = await add_patient(new_uow, owner), await add_patient(new_uow, owner)
     doctor, kept_doctor = await add_doctor(new_uow, owner), await add_doctor(new_uow, owner)
     async with new_uow() as uow:
-        gone_with_patient = await uow.mappings.add(patient.id, kept_doctor.id)
-        gone_with_doctor = await uow.mappings.add(kept_patient.id, doctor.id)
-        kept = await uow.mappings.add(kept_patient.id, kept_doctor.id)
+        gone_with_patient = await uow.mappings.add(owner.id, patient.id, kept_doctor.id)
+        gone_with_doctor = await uow.mappings.add(owner.id, kept_patient.id, doctor.id)
+        kept = await uow.mappings.add(owner.id, kept_patient.id, kept_doctor.id)
         await uow.commit()
 
     async with new_uow() as uow:
@@ -383,14 +396,14 @@ async def test_racing_assignments_of_one_pair_give_one_conflict(new_uow: UowFact
             # Read first, as AssignDoctorToPatient does.
             assert await uow.patients.get(owner.id, patient.id) is not None
             assert await uow.doctors.get(doctor.id) is not None
-            mapping = await uow.mappings.add(patient.id, doctor.id)
+            mapping = await uow.mappings.add(owner.id, patient.id, doctor.id)
             await uow.commit()
         return mapping
 
     results = await asyncio.gather(assign(), assign(), return_exceptions=True)
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "Mapping"]
     async with new_uow() as uow:
-        assert (await uow.mappings.list_for_patient(patient.id, PageRequest())).total == 1
+        assert (await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest())).total == 1
 
 
 # Unit of work ---------------------------------------------------------------------------
@@ -438,12 +451,15 @@ async def test_refresh_session_rotation_and_revocation(new_uow: UowFactory) -> N
         await uow.refresh_sessions.add(session)
         await uow.commit()
 
+    stranger = await add_user(new_uow)
     async with new_uow() as uow:
         assert await uow.refresh_sessions.get(session.id) == session
         assert await uow.refresh_sessions.get(uuid.uuid4().hex) is None
-        assert await uow.refresh_sessions.rotate(session.id, "jti-1", "jti-2") is True
-        assert await uow.refresh_sessions.rotate(session.id, "jti-1", "jti-3") is False  # stale
-        assert await uow.refresh_sessions.rotate(uuid.uuid4().hex, "jti-2", "jti-3") is False
+        rotate = uow.refresh_sessions.rotate
+        assert await rotate(session.id, stranger.id, "jti-1", "jti-2") is None  # not theirs
+        assert await rotate(session.id, user.id, "jti-1", "jti-2") == user
+        assert await rotate(session.id, user.id, "jti-1", "jti-3") is None  # stale
+        assert await rotate(uuid.uuid4().hex, user.id, "jti-2", "jti-3") is None
         await uow.commit()
     async with new_uow() as uow:
         rotated = await uow.refresh_sessions.get(session.id)
@@ -453,7 +469,7 @@ async def test_refresh_session_rotation_and_revocation(new_uow: UowFactory) -> N
     async with new_uow() as uow:
         await uow.refresh_sessions.revoke(session.id, revoked_at)
         await uow.refresh_sessions.revoke(session.id, datetime(2025, 5, 3, tzinfo=UTC))
-        assert await uow.refresh_sessions.rotate(session.id, "jti-2", "jti-3") is False
+        assert await uow.refresh_sessions.rotate(session.id, user.id, "jti-2", "jti-3") is None
         await uow.commit()
     async with new_uow() as uow:
         revoked = await uow.refresh_sessions.get(session.id)
@@ -470,14 +486,27 @@ async def test_racing_rotations_have_exactly_one_winner(new_uow: UowFactory) -> 
 
     async def refresh(next_jti: str) -> bool:
         async with new_uow() as uow:
-            # Read first, as RefreshTokens does; both present the same spent token.
-            assert await uow.refresh_sessions.get(session.id) is not None
-            rotated = await uow.refresh_sessions.rotate(session.id, "spent", next_jti)
+            # Both present the same spent token.
+            rotated = await uow.refresh_sessions.rotate(session.id, user.id, "spent", next_jti)
             await uow.commit()
-        return rotated
+        return rotated is not None
 
     results = await asyncio.gather(refresh("a"), refresh("b"))
     assert sorted(results) == [False, True]
+
+
+async def test_an_inactive_account_does_not_rotate(new_uow: UowFactory) -> None:
+    user = await add_user(new_uow)
+    session = RefreshSession(uuid.uuid4().hex, user.id, "jti-1", datetime.now(UTC))
+    async with new_uow() as uow:
+        await uow.refresh_sessions.add(session)
+        await uow.users.set_active(user.id, False)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.refresh_sessions.rotate(session.id, user.id, "jti-1", "jti-2") is None
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.refresh_sessions.get(session.id) == session  # unchanged
 
 
 async def test_find_by_login_prefers_the_owner_of_an_email(new_uow: UowFactory) -> None:

@@ -153,7 +153,7 @@ class TestRepositories:
         async with MemoryUnitOfWork(store) as uow:
             patient = await uow.patients.add(1, PatientDataFactory.build())
             doctor = await uow.doctors.add(1, DoctorDataFactory.build())
-            mapping = await uow.mappings.add(patient.id, doctor.id)
+            mapping = await uow.mappings.add(1, patient.id, doctor.id)
 
         assert len({patient.id, doctor.id, mapping.id}) == 3
 
@@ -161,12 +161,19 @@ class TestRepositories:
         store = MemoryStore()
         now = datetime.now(UTC)
         async with MemoryUnitOfWork(store) as uow:
-            await uow.refresh_sessions.add(RefreshSession("s1", 1, "jti-1", now))
-            assert await uow.refresh_sessions.rotate("s1", "jti-1", "jti-2")
-            assert not await uow.refresh_sessions.rotate("s1", "jti-1", "jti-3")
-            assert not await uow.refresh_sessions.rotate("nope", "jti-2", "jti-3")
+            user = await uow.users.add(NewUser("rotor", "rotor@example.org", "hash"))
+            other = await uow.users.add(NewUser("other", "other@example.org", "hash"))
+            await uow.refresh_sessions.add(RefreshSession("s1", user.id, "jti-1", now))
+            rotate = uow.refresh_sessions.rotate
+            assert await rotate("s1", other.id, "jti-1", "jti-2") is None
+            assert await rotate("s1", user.id, "jti-1", "jti-2") == user
+            assert await rotate("s1", user.id, "jti-1", "jti-3") is None
+            assert await rotate("nope", user.id, "jti-2", "jti-3") is None
+            await uow.users.set_active(user.id, False)
+            assert await rotate("s1", user.id, "jti-2", "jti-3") is None
+            await uow.users.set_active(user.id, True)
             await uow.refresh_sessions.revoke("s1", now)
-            assert not await uow.refresh_sessions.rotate("s1", "jti-2", "jti-3")
+            assert await rotate("s1", user.id, "jti-2", "jti-3") is None
             session = await uow.refresh_sessions.get("s1")
 
         assert session is not None
@@ -177,4 +184,4 @@ class TestRepositories:
         async with MemoryUnitOfWork(store) as uow:
             doctor = await uow.doctors.add(1, DoctorDataFactory.build())
             with pytest.raises(NotFound):
-                await uow.mappings.add(424242, doctor.id)
+                await uow.mappings.add(1, 424242, doctor.id)

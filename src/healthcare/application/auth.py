@@ -148,27 +148,38 @@ class RefreshTokens:
             claims = self._tokens.read_refresh(refresh_token)
             # The signature proves who the token was issued to.
             audit.user_id = audit.resource_id = claims.user_id
+            following = self._tokens.issue_refresh(claims.user_id, claims.session_id)
             async with self._uow as uow:
-                session = await uow.refresh_sessions.get(claims.session_id)
-                if session is None or session.is_revoked or session.user_id != claims.user_id:
-                    raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-                user = await uow.users.get(claims.user_id)
-                if user is None or not user.is_active:
-                    raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-                following = self._tokens.issue_refresh(user.id, session.id)
-                rotated = session.current_jti == claims.jti and await uow.refresh_sessions.rotate(
-                    session.id, claims.jti, following.jti
+                # The usual case in one statement: a live chain of an active account, whose
+                # next token is this one.
+                user = await uow.refresh_sessions.rotate(
+                    claims.session_id, claims.user_id, claims.jti, following.jti
                 )
-                if not rotated:
-                    # A spent token came back (or lost a race with its twin): assume theft.
-                    await uow.refresh_sessions.revoke(session.id, self._clock.now())
-                    await audit.stage(uow, AuditOutcome.FAILED, AuditAction.REFRESH_REUSE)
-                    await uow.commit()
+                if user is None:
+                    if await self._spent_again(uow, claims):
+                        # A spent token came back (or lost a race with its twin): assume
+                        # theft, and end the chain.
+                        await uow.refresh_sessions.revoke(claims.session_id, self._clock.now())
+                        await audit.stage(uow, AuditOutcome.FAILED, AuditAction.REFRESH_REUSE)
+                        await uow.commit()
                     raise AuthenticationFailed(BAD_REFRESH_TOKEN)
                 await audit.stage(uow)
                 await uow.commit()
         access = self._tokens.issue_access(user.principal())
         return TokenPair(access.token, following.token, access.expires_in)
+
+    @staticmethod
+    async def _spent_again(uow: UnitOfWork, claims: RefreshClaims) -> bool:
+        """Whether a token that did not rotate was one its live chain has moved past.
+
+        Anything else (an unknown, revoked or foreign chain, or an account that is gone or
+        inactive) is simply refused.
+        """
+        session = await uow.refresh_sessions.get(claims.session_id)
+        if session is None or session.is_revoked or session.user_id != claims.user_id:
+            return False
+        user = await uow.users.get(claims.user_id)
+        return user is not None and user.is_active and session.current_jti != claims.jti
 
 
 class Logout:

@@ -22,11 +22,7 @@ class AssignDoctorToPatient:
             self._audit.of(principal, AuditAction.MAPPING_CREATE, MAPPING) as audit,
             self._uow as uow,
         ):
-            if await uow.patients.get(principal.user_id, patient_id) is None:
-                raise NotFound("Patient", patient_id)
-            if await uow.doctors.get(doctor_id) is None:
-                raise NotFound("Doctor", doctor_id)
-            mapping = await uow.mappings.add(patient_id, doctor_id)
+            mapping = await uow.mappings.add(principal.user_id, patient_id, doctor_id)
             await audit.stage(uow, created_id=mapping.id)
             await uow.commit()
         return mapping
@@ -57,9 +53,10 @@ class ListPatientMappings:
     ) -> Page[Mapping]:
         action = AuditAction.MAPPING_LIST_PATIENT
         async with self._audit.of(principal, action, PATIENT, patient_id), self._uow as uow:
-            if await uow.patients.get(principal.user_id, patient_id) is None:
+            mappings = await uow.mappings.list_for_patient(principal.user_id, patient_id, page)
+            if mappings is None:
                 raise NotFound("Patient", patient_id)
-            return await uow.mappings.list_for_patient(patient_id, page)
+            return mappings
 
 
 class ListPatientDoctors:
@@ -74,9 +71,10 @@ class ListPatientDoctors:
             self._audit.of(principal, AuditAction.PATIENT_DOCTORS, PATIENT, patient_id),
             self._uow as uow,
         ):
-            if await uow.patients.get(principal.user_id, patient_id) is None:
+            doctors = await uow.mappings.doctors_of_patient(principal.user_id, patient_id, page)
+            if doctors is None:
                 raise NotFound("Patient", patient_id)
-            return await uow.mappings.doctors_of_patient(patient_id, page)
+            return doctors
 
 
 class UnassignDoctor:

@@ -74,8 +74,12 @@ class DoctorRepository(Protocol):
 
 
 class MappingRepository(Protocol):
-    async def add(self, patient_id: int, doctor_id: int) -> Mapping:
-        """Raises Conflict if the pair exists, NotFound if either side vanished meanwhile."""
+    async def add(self, owner_id: int, patient_id: int, doctor_id: int) -> Mapping:
+        """Assign the doctor to ``owner_id``'s patient.
+
+        Raises NotFound for a patient that is not the owner's (or does not exist), then for a
+        doctor that does not exist, and Conflict if the pair exists.
+        """
         ...
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
@@ -84,9 +88,17 @@ class MappingRepository(Protocol):
 
     async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]: ...
 
-    async def list_for_patient(self, patient_id: int, page: PageRequest) -> Page[Mapping]: ...
+    async def list_for_patient(
+        self, owner_id: int, patient_id: int, page: PageRequest
+    ) -> Page[Mapping] | None:
+        """The mappings of ``owner_id``'s patient; None if the patient is not theirs."""
+        ...
 
-    async def doctors_of_patient(self, patient_id: int, page: PageRequest) -> Page[Doctor]: ...
+    async def doctors_of_patient(
+        self, owner_id: int, patient_id: int, page: PageRequest
+    ) -> Page[Doctor] | None:
+        """The doctors of ``owner_id``'s patient; None if the patient is not theirs."""
+        ...
 
     async def delete(self, mapping_id: int) -> bool: ...
 
@@ -96,11 +108,15 @@ class RefreshSessionRepository(Protocol):
 
     async def get(self, session_id: str) -> RefreshSession | None: ...
 
-    async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
-        """Replace ``spent_jti`` by ``next_jti`` atomically.
+    async def rotate(
+        self, session_id: str, user_id: int, spent_jti: str, next_jti: str
+    ) -> User | None:
+        """Replace ``spent_jti`` by ``next_jti`` atomically, and return the chain's user.
 
-        False if the session is revoked or its current token is no longer ``spent_jti``
-        (someone refreshed first): the caller treats that as reuse.
+        Only a chain that is ``user_id``'s, not revoked, and whose next token is
+        ``spent_jti`` rotates, and only while that user's account is active; otherwise
+        nothing changes and the answer is None. Two refreshes racing with one token: the
+        second finds the token changed.
         """
         ...
 

@@ -11,7 +11,7 @@ from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.clock import SystemClock
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.memory.probe import MemoryProbe
-from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
+from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
@@ -41,23 +41,21 @@ class Container(containers.DeclarativeContainer):
     # Persistence: DATABASE_URL=memory:// selects the in-memory adapter, anything else SQL.
     # A fixed pool: SQLAlchemy closes overflow connections as soon as they are returned, so
     # under load an overflow pool reconnects to PostgreSQL for most requests.
-    engine = providers.Singleton(
-        create_engine,
+    database = providers.Singleton(
+        Database,
         settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
         max_overflow=0,
-        # Reads outside transactions; the unit of work begins one at the first write.
-        autocommit=True,
     )
     memory_store = providers.Singleton(MemoryStore)
     unit_of_work = providers.Selector(
         settings.provided.persistence,
-        sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, engine),
+        sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, database),
         memory=providers.Factory(MemoryUnitOfWork, memory_store),
     )
     database_probe = providers.Selector(
         settings.provided.persistence,
-        sqlalchemy=providers.Singleton(EngineProbe, engine),
+        sqlalchemy=providers.Singleton(EngineProbe, database.provided.engine),
         memory=providers.Singleton(MemoryProbe),
     )
 
@@ -141,7 +139,8 @@ def build_container(settings: Settings) -> Container:
 async def close_container(container: Container) -> None:
     """Write what the audit trail still holds, then release what the container opened."""
     await container.audit_trail().close()
+    container.password_hasher().close()
     if container.settings().persistence == "sqlalchemy":
-        await container.engine().dispose()
+        await container.database().dispose()
     if container.settings().throttle_backend == "redis":
         await container.redis().aclose()

@@ -207,8 +207,12 @@ class MemoryMappingRepository(_Repository):
         patient_id, doctor_id, created_at = self._t.mappings[mapping_id]
         return Mapping(mapping_id, patient_id, self._t.doctors[doctor_id], created_at, created_at)
 
-    async def add(self, patient_id: int, doctor_id: int) -> Mapping:
-        if patient_id not in self._t.patients:
+    def _owns(self, owner_id: int, patient_id: int) -> bool:
+        patient = self._t.patients.get(patient_id)
+        return patient is not None and patient.created_by == owner_id
+
+    async def add(self, owner_id: int, patient_id: int, doctor_id: int) -> Mapping:
+        if not self._owns(owner_id, patient_id):
             raise NotFound("Patient", patient_id)
         if doctor_id not in self._t.doctors:
             raise NotFound("Doctor", doctor_id)
@@ -233,14 +237,20 @@ class MemoryMappingRepository(_Repository):
         result = _page(ids, page, key=lambda mid: mid)
         return Page([self._mapping(mid) for mid in result.items], result.total)
 
-    async def list_for_patient(self, patient_id: int, page: PageRequest) -> Page[Mapping]:
+    async def list_for_patient(
+        self, owner_id: int, patient_id: int, page: PageRequest
+    ) -> Page[Mapping] | None:
+        if not self._owns(owner_id, patient_id):
+            return None
         ids = (mid for mid, (p, _, _) in self._t.mappings.items() if p == patient_id)
         result = _page(ids, page, key=lambda mid: mid)
         return Page([self._mapping(mid) for mid in result.items], result.total)
 
-    async def doctors_of_patient(self, patient_id: int, page: PageRequest) -> Page[Doctor]:
-        result = await self.list_for_patient(patient_id, page)
-        return Page([m.doctor for m in result.items], result.total)
+    async def doctors_of_patient(
+        self, owner_id: int, patient_id: int, page: PageRequest
+    ) -> Page[Doctor] | None:
+        result = await self.list_for_patient(owner_id, patient_id, page)
+        return None if result is None else Page([m.doctor for m in result.items], result.total)
 
     async def delete(self, mapping_id: int) -> bool:
         return self._t.mappings.pop(mapping_id, None) is not None
@@ -253,12 +263,22 @@ class MemoryRefreshSessionRepository(_Repository):
     async def get(self, session_id: str) -> RefreshSession | None:
         return self._t.refresh_sessions.get(session_id)
 
-    async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
+    async def rotate(
+        self, session_id: str, user_id: int, spent_jti: str, next_jti: str
+    ) -> User | None:
         session = self._t.refresh_sessions.get(session_id)
-        if session is None or session.is_revoked or session.current_jti != spent_jti:
-            return False
+        user = self._t.users.get(user_id)
+        if (
+            session is None
+            or session.is_revoked
+            or session.user_id != user_id
+            or session.current_jti != spent_jti
+            or user is None
+            or not user.is_active
+        ):
+            return None
         self._t.refresh_sessions[session_id] = replace(session, current_jti=next_jti)
-        return True
+        return user
 
     async def revoke(self, session_id: str, when: datetime) -> None:
         session = self._t.refresh_sessions.get(session_id)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, func, select
 
 from healthcare.adapters.persistence.sqlalchemy.tables import CLIENT_MAX, audit_event
-from healthcare.adapters.persistence.sqlalchemy.transaction import LazyTransaction
+from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.audit import (
     AuditAction,
@@ -19,7 +19,6 @@ from healthcare.domain.audit import (
 )
 
 a = audit_event
-_INSERT = insert(a)
 _COLUMNS = (
     a.c.id,
     a.c.occurred_at,
@@ -83,12 +82,12 @@ def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
 
 
 class SqlAlchemyAuditRepository:
-    def __init__(self, db: LazyTransaction) -> None:
+    def __init__(self, db: Transaction) -> None:
         self._db = db
 
     async def add(self, events: Sequence[AuditEvent]) -> None:
         if events:
-            await self._db.write(_INSERT, [_row(event) for event in events])
+            await self._db.append_at_commit(audit_event, [_row(event) for event in events])
 
     async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
         conditions = _conditions(query)

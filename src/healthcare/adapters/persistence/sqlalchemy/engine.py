@@ -31,17 +31,13 @@ def create_engine(
     max_overflow: int = 10,
     busy_timeout_ms: int = 30_000,
     enforce_foreign_keys: bool = True,
-    autocommit: bool = False,
     **opts: Any,
 ) -> AsyncEngine:
     """An engine for ``url``; ``opts`` go to SQLAlchemy's ``create_async_engine``.
 
     ``pool_size``/``max_overflow`` apply to PostgreSQL; ``busy_timeout_ms`` and
-    ``enforce_foreign_keys`` to SQLite (migrations turn the latter off, see env.py).
-
-    ``autocommit`` (PostgreSQL only) keeps the pooled connections in autocommit mode, for
-    the unit of work, which begins a transaction itself at a unit's first write (see
-    transaction.py). Never for migrations, whose DDL must be one transaction.
+    ``enforce_foreign_keys`` to SQLite (migrations turn the latter off, see env.py). On
+    PostgreSQL the units of work use psycopg's pool instead (see database.py).
     """
     # Statement parameters are patient data and password hashes: keep them out of error
     # messages, which end up in logs.
@@ -57,11 +53,6 @@ def create_engine(
     # No pre-ping: a dead connection fails one request instead of costing every checkout
     # a round trip.
     opts.setdefault("pool_pre_ping", False)
-    if autocommit:
-        opts.setdefault("isolation_level", "AUTOCOMMIT")
-        # A connection returned in autocommit mode has no transaction to roll back: skip
-        # the call. One that a unit switched out of autocommit is still rolled back.
-        opts.setdefault("skip_autocommit_rollback", True)
     return _create_async_engine(parsed, **opts)
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError
 
 from healthcare.adapters.persistence.sqlalchemy import tables
-from healthcare.adapters.persistence.sqlalchemy.transaction import LazyTransaction
+from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.entities import (
     Doctor,
@@ -86,7 +86,7 @@ def _paged(statement: Select[Any], count: Select[Any] | None = None) -> Select[A
 
 
 class _Repository:
-    def __init__(self, db: LazyTransaction) -> None:
+    def __init__(self, db: Transaction) -> None:
         # db.read for plain SELECTs; db.write for anything that writes or locks.
         self._db = db
 
@@ -418,10 +418,16 @@ _OWNER_MAPPINGS = (
 )
 _LIST_OWNER_MAPPINGS = _paged(_OWNER_MAPPINGS)
 _COUNT_OWNER_MAPPINGS = _counted(_OWNER_MAPPINGS)
+# The patient is the owner's: checked in the same query (PostgreSQL runs an uncorrelated
+# EXISTS once, before the rows).
+_OWNS_PATIENT = exists().where(
+    p.c.id == bindparam("b_patient_id"), p.c.created_by == bindparam("b_owner_id")
+)
+_OWNED_PATIENT_EXISTS: Select[Any] = select(literal_column("1")).where(_OWNS_PATIENT)
 _PATIENT_MAPPINGS = (
     select(*_MAPPING_COLUMNS)
     .select_from(_WITH_DOCTOR)
-    .where(m.c.patient_id == bindparam("b_patient_id"))
+    .where(m.c.patient_id == bindparam("b_patient_id"), _OWNS_PATIENT)
     .order_by(m.c.id)
 )
 _LIST_PATIENT_MAPPINGS = _paged(_PATIENT_MAPPINGS)
@@ -430,26 +436,28 @@ _COUNT_PATIENT_MAPPINGS = _counted(_PATIENT_MAPPINGS)
 _PATIENT_DOCTORS = (
     select(*_DOCTOR_COLUMNS)
     .select_from(_WITH_DOCTOR)
-    .where(m.c.patient_id == bindparam("b_patient_id"))
+    .where(m.c.patient_id == bindparam("b_patient_id"), _OWNS_PATIENT)
     .order_by(m.c.id)
 )
 _LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS)
 _DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
 
 
-def _key_shared(table: Any, key: str) -> Any:
-    """The row with id ``key`` exists, and is locked against deletion until commit."""
+def _key_shared(table: Any, key: str, *more: Any) -> Any:
+    """The row with id ``key`` (and ``more`` conditions) exists, and is locked against
+    deletion until commit."""
     one: Select[Any] = select(literal_column("1")).select_from(table)
     return exists(
-        one.where(table.c.id == bindparam(key)).with_for_update(read=True, key_share=True)
+        one.where(table.c.id == bindparam(key), *more).with_for_update(read=True, key_share=True)
     )
 
 
-# PostgreSQL: a mapping is inserted and read back with its doctor in one statement. Both
-# sides are locked first (FOR KEY SHARE, which the foreign keys would take anyway), so a
-# side deleted meanwhile means no row instead of a foreign-key error, and an existing pair
-# means no row instead of a unique violation: the transaction stays usable without a
-# savepoint, and an empty result is told apart afterwards (_why_not_added).
+# PostgreSQL: a mapping is inserted and read back with its doctor in one statement, if the
+# patient is the owner's. Both sides are locked first (FOR KEY SHARE, which the foreign
+# keys would take anyway), so a side deleted meanwhile means no row instead of a
+# foreign-key error, and an existing pair means no row instead of a unique violation: the
+# transaction stays usable without a savepoint, and an empty result is told apart
+# afterwards (_why_not_added).
 _INSERTED_MAPPING = (
     postgresql_insert(m)
     .from_select(
@@ -459,7 +467,10 @@ _INSERTED_MAPPING = (
             bindparam("b_doctor_id", type_=m.c.doctor_id.type),
             bindparam("b_now", type_=m.c.created_at.type),
             bindparam("b_now", type_=m.c.updated_at.type),
-        ).where(_key_shared(p, "b_patient_id"), _key_shared(d, "b_doctor_id")),
+        ).where(
+            _key_shared(p, "b_patient_id", p.c.created_by == bindparam("b_owner_id")),
+            _key_shared(d, "b_doctor_id"),
+        ),
     )
     .on_conflict_do_nothing(constraint="uq_patient_doctor_pair")
     .returning(m.c.id, m.c.patient_id, m.c.doctor_id, m.c.created_at, m.c.updated_at)
@@ -472,7 +483,6 @@ _ADD_MAPPING = select(
     _INSERTED_MAPPING.c.updated_at.label("mapping_updated_at"),
     *_DOCTOR_COLUMNS,
 ).select_from(_INSERTED_MAPPING.join(d, d.c.id == _INSERTED_MAPPING.c.doctor_id))
-_PATIENT_EXISTS = select(p.c.id).where(p.c.id == bindparam("b_patient_id"))
 
 
 def _mapping(row: Any) -> Mapping:
@@ -487,13 +497,24 @@ def _mapping(row: Any) -> Mapping:
 
 
 class SqlAlchemyMappingRepository(_Repository):
-    async def add(self, patient_id: int, doctor_id: int) -> Mapping:
+    async def _owns(self, owner_id: int, patient_id: int) -> bool:
+        params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
+        return (await self._db.read(_OWNED_PATIENT_EXISTS, params)).first() is not None
+
+    async def add(self, owner_id: int, patient_id: int, doctor_id: int) -> Mapping:
         if self._db.dialect_name == "postgresql":
-            params = {"b_patient_id": patient_id, "b_doctor_id": doctor_id, "b_now": _now()}
+            params = {
+                "b_owner_id": owner_id,
+                "b_patient_id": patient_id,
+                "b_doctor_id": doctor_id,
+                "b_now": _now(),
+            }
             row = (await self._db.write(_ADD_MAPPING, params)).first()
             if row is None:
-                raise await self._why_not_added(patient_id, doctor_id)
+                raise await self._why_not_added(owner_id, patient_id, doctor_id)
             return _mapping(row)
+        if not await self._owns(owner_id, patient_id):
+            raise NotFound("Patient", patient_id)
         now = _now()
         params = {
             "patient_id": patient_id,
@@ -519,13 +540,13 @@ class SqlAlchemyMappingRepository(_Repository):
         params = {"b_mapping_id": mapping_id}
         return _mapping((await self._db.read(_GET_MAPPING, params)).one())
 
-    async def _why_not_added(self, patient_id: int, doctor_id: int) -> Exception:
-        """After _ADD_MAPPING inserted nothing (a rare path): a side vanished, or the pair
-        exists."""
+    async def _why_not_added(self, owner_id: int, patient_id: int, doctor_id: int) -> Exception:
+        """After _ADD_MAPPING inserted nothing (a rare path): the patient is not the owner's,
+        the doctor does not exist, or the pair exists."""
+        if not await self._owns(owner_id, patient_id):
+            return NotFound("Patient", patient_id)
         if (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first() is None:
             return NotFound("Doctor", doctor_id)
-        if (await self._db.read(_PATIENT_EXISTS, {"b_patient_id": patient_id})).first() is None:
-            return NotFound("Patient", patient_id)
         return Conflict(ALREADY_ASSIGNED)
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
@@ -537,17 +558,31 @@ class SqlAlchemyMappingRepository(_Repository):
         params = {"b_owner_id": owner_id}
         return await self._page(_LIST_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS, params, page, _mapping)
 
-    async def list_for_patient(self, patient_id: int, page: PageRequest) -> Page[Mapping]:
-        params = {"b_patient_id": patient_id}
-        return await self._page(
-            _LIST_PATIENT_MAPPINGS, _COUNT_PATIENT_MAPPINGS, params, page, _mapping
-        )
+    async def list_for_patient(
+        self, owner_id: int, patient_id: int, page: PageRequest
+    ) -> Page[Mapping] | None:
+        return await self._owned_page(_LIST_PATIENT_MAPPINGS, owner_id, patient_id, page, _mapping)
 
-    async def doctors_of_patient(self, patient_id: int, page: PageRequest) -> Page[Doctor]:
-        params = {"b_patient_id": patient_id}
-        return await self._page(
-            _LIST_PATIENT_DOCTORS, _COUNT_PATIENT_MAPPINGS, params, page, _doctor
-        )
+    async def doctors_of_patient(
+        self, owner_id: int, patient_id: int, page: PageRequest
+    ) -> Page[Doctor] | None:
+        return await self._owned_page(_LIST_PATIENT_DOCTORS, owner_id, patient_id, page, _doctor)
+
+    async def _owned_page(
+        self,
+        statement: Select[Any],
+        owner_id: int,
+        patient_id: int,
+        page: PageRequest,
+        convert: Callable[[Any], T],
+    ) -> Page[T] | None:
+        """A page of a patient's rows, the ownership checked by the same query: rows mean
+        it is the owner's; only an empty page asks separately."""
+        params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
+        found = await self._page(statement, _COUNT_PATIENT_MAPPINGS, params, page, convert)
+        if not found.items and not await self._owns(owner_id, patient_id):
+            return None
+        return found
 
     async def delete(self, mapping_id: int) -> bool:
         params = {"b_mapping_id": mapping_id}
@@ -561,14 +596,26 @@ _THE_SESSION = rs.c.id == bindparam("b_session_id")
 _INSERT_SESSION = insert(rs)
 _GET_SESSION = select(*_SESSION_COLUMNS).where(_THE_SESSION)
 # One conditional statement: of two racing refreshes, the second finds the jti changed.
+_ROTATABLE = (
+    _THE_SESSION,
+    rs.c.user_id == bindparam("b_user_id"),
+    rs.c.current_jti == bindparam("b_spent_jti"),
+    rs.c.revoked_at.is_(None),
+)
+# PostgreSQL checks the account and returns it in the same statement (UPDATE ... FROM).
+# SQLite's RETURNING may not name another table, so it returns the id and reads the user.
+_ROTATE_SESSION_RETURNING_USER = (
+    update(rs)
+    .where(*_ROTATABLE, u.c.id == rs.c.user_id, u.c.is_active.is_(True))
+    .returning(*_USER_COLUMNS)
+)
 _ROTATE_SESSION = (
     update(rs)
     .where(
-        _THE_SESSION,
-        rs.c.current_jti == bindparam("b_spent_jti"),
-        rs.c.revoked_at.is_(None),
+        *_ROTATABLE,
+        exists(select(u.c.id).where(u.c.id == rs.c.user_id, u.c.is_active.is_(True))),
     )
-    .returning(rs.c.id)
+    .returning(rs.c.user_id)
 )
 _REVOKE_SESSION = update(rs).where(_THE_SESSION, rs.c.revoked_at.is_(None))
 _REVOKE_USER_SESSIONS = update(rs).where(
@@ -596,9 +643,22 @@ class SqlAlchemyRefreshSessionRepository(_Repository):
             id=id_, user_id=user_id, current_jti=current_jti, created_at=created, revoked_at=revoked
         )
 
-    async def rotate(self, session_id: str, spent_jti: str, next_jti: str) -> bool:
-        params = {"b_session_id": session_id, "b_spent_jti": spent_jti, "current_jti": next_jti}
-        return (await self._db.write(_ROTATE_SESSION, params)).first() is not None
+    async def rotate(
+        self, session_id: str, user_id: int, spent_jti: str, next_jti: str
+    ) -> User | None:
+        params = {
+            "b_session_id": session_id,
+            "b_user_id": user_id,
+            "b_spent_jti": spent_jti,
+            "current_jti": next_jti,
+        }
+        if self._db.dialect_name == "postgresql":
+            row = (await self._db.write(_ROTATE_SESSION_RETURNING_USER, params)).first()
+            return None if row is None else _user(row)
+        if (await self._db.write(_ROTATE_SESSION, params)).first() is None:
+            return None
+        row = (await self._db.read(_GET_USER, {"user_id": user_id})).one()
+        return _user(row)
 
     async def revoke(self, session_id: str, when: datetime) -> None:
         params = {"b_session_id": session_id, "revoked_at": when}

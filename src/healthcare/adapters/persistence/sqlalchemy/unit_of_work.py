@@ -6,9 +6,8 @@ import asyncio
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from healthcare.adapters.persistence.sqlalchemy.audit import SqlAlchemyAuditRepository
+from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyDoctorRepository,
     SqlAlchemyMappingRepository,
@@ -16,15 +15,15 @@ from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyRefreshSessionRepository,
     SqlAlchemyUserRepository,
 )
-from healthcare.adapters.persistence.sqlalchemy.transaction import LazyTransaction
+from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
 
 
 class SqlAlchemyUnitOfWork:
     """One transaction per ``async with``; the instance may be entered again afterwards.
 
     Nothing is kept unless ``commit`` is called inside the block. The repositories run Core
-    statements on one connection, checked out at the first statement; the transaction
-    begins at the first write (see ``LazyTransaction``).
+    statements on one connection, checked out at the first statement (see transaction.py
+    for when the transaction begins).
     """
 
     users: SqlAlchemyUserRepository
@@ -34,15 +33,15 @@ class SqlAlchemyUnitOfWork:
     refresh_sessions: SqlAlchemyRefreshSessionRepository
     audit: SqlAlchemyAuditRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._transaction: LazyTransaction | None = None
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._transaction: Transaction | None = None
 
     async def __aenter__(self) -> Self:
         if self._transaction is not None:
             # Sharing one instance between concurrent tasks would mix their transactions.
             raise RuntimeError("This unit of work is already in use")
-        transaction = self._transaction = LazyTransaction(self._engine)
+        transaction = self._transaction = self._database.transaction()
         self.users = SqlAlchemyUserRepository(transaction)
         self.patients = SqlAlchemyPatientRepository(transaction)
         self.doctors = SqlAlchemyDoctorRepository(transaction)
@@ -63,7 +62,7 @@ class SqlAlchemyUnitOfWork:
             # the pool; shielded so a cancelled request cannot leave that half done.
             await asyncio.shield(transaction.close())
 
-    def _entered(self) -> LazyTransaction:
+    def _entered(self) -> Transaction:
         if self._transaction is None:
             raise RuntimeError("The unit of work has not been entered")
         return self._transaction

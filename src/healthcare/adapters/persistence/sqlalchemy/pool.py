@@ -1,0 +1,75 @@
+"""psycopg's own connection pool, for the units of work on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.engine import make_url
+
+from healthcare.adapters.persistence.sqlalchemy.engine import normalise_url
+
+
+async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+    # The units of work read outside transactions until their first write, which is only
+    # sound under READ COMMITTED (see transaction.py): never inherit another default.
+    await connection.execute(
+        b"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    )
+
+
+class DriverPool:
+    """A fixed number of autocommit connections per event loop, opened at the first checkout.
+
+    Opened lazily, so that whoever builds it (the container, when the server imports the
+    app's factory) needs no running loop. psycopg's pool and its connections belong to the
+    loop that opened them; a server worker has one loop, but tests and the command line may
+    run several in turn, so each loop gets its own pool. A pool closed by ``close`` (the
+    app's shutdown) is opened anew if the loop goes on using it.
+    """
+
+    def __init__(self, url: str, *, size: int, timeout_seconds: float = 30.0) -> None:
+        # SQLAlchemy's URL (postgresql+psycopg://...) as libpq's: its query parameters
+        # (sslmode, ...) pass through.
+        self._conninfo = (
+            make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(False)
+        )
+        self._size = size
+        self._timeout = timeout_seconds
+        self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
+            WeakKeyDictionary()
+        )
+        self._opening: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            WeakKeyDictionary()
+        )
+
+    async def current(self) -> AsyncConnectionPool:
+        """This loop's pool, opened if need be; connections go back to the one they left."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None and not pool.closed:
+            return pool
+        async with self._opening.setdefault(loop, asyncio.Lock()):
+            pool = self._pools.get(loop)
+            if pool is None or pool.closed:
+                pool = AsyncConnectionPool(
+                    self._conninfo,
+                    min_size=self._size,
+                    max_size=self._size,
+                    timeout=self._timeout,
+                    kwargs={"autocommit": True},
+                    configure=_configure,
+                    open=False,
+                )
+                await pool.open(wait=False)
+                self._pools[loop] = pool
+        return pool
+
+    async def close(self) -> None:
+        """Close this loop's pool (those of loops that have ended went with them)."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
