@@ -38,11 +38,13 @@ the first statement (the engine issues ``BEGIN IMMEDIATE``), reads included.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg.pq import ExecStatus, TransactionStatus
@@ -56,6 +58,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from healthcare.adapters.persistence.sqlalchemy.pool import DriverPool
 
 Params = Mapping[str, Any]
+_T = TypeVar("_T")
 TUPLES_OK = ExecStatus.TUPLES_OK
 
 
@@ -214,7 +217,13 @@ class Transaction(Protocol):
 
 
 class EngineTransaction:
-    """SQLAlchemy's connection and transaction, checked out at the first statement."""
+    """SQLAlchemy's connection and transaction, checked out at the first statement.
+
+    Every call to the connection runs to its end even when the unit's task is cancelled
+    (``_to_the_end``): aiosqlite abandons a connection whose call is cancelled half way, and
+    the abandoned connection can keep SQLite's write lock until the garbage collector finds
+    it, so every later writer waits out its busy timeout and fails.
+    """
 
     __slots__ = ("_connection", "_engine")
 
@@ -228,16 +237,21 @@ class EngineTransaction:
 
     async def _connected(self) -> AsyncConnection:
         if self._connection is None:
-            self._connection = await self._engine.connect()
+            return await _to_the_end(self._connect())
+        return self._connection
+
+    async def _connect(self) -> AsyncConnection:
+        # Kept even if the caller is cancelled meanwhile, so that ``close`` returns it.
+        self._connection = await self._engine.connect()
         return self._connection
 
     async def read(self, statement: Executable, params: Params | None = None) -> Rows:
-        return await (await self._connected()).execute(statement, params)
+        return await _to_the_end((await self._connected()).execute(statement, params))
 
     async def write(
         self, statement: Executable, params: Params | Sequence[Params] | None = None
     ) -> Rows:
-        return await (await self._connected()).execute(statement, params)
+        return await _to_the_end((await self._connected()).execute(statement, params))
 
     async def write_at_commit(self, statement: Executable, params: Sequence[Params]) -> None:
         if params:
@@ -248,21 +262,39 @@ class EngineTransaction:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        async with (await self._connected()).begin_nested():
+        nested = (await self._connected()).begin_nested()
+        await _to_the_end(nested.start())
+        try:
             yield
+        except BaseException:
+            await _to_the_end(nested.rollback())
+            raise
+        await _to_the_end(nested.commit())
 
     async def commit(self) -> None:
         if self._connection is not None:
-            await self._connection.commit()
+            await _to_the_end(self._connection.commit())
 
     async def rollback(self) -> None:
         if self._connection is not None:
-            await self._connection.rollback()
+            await _to_the_end(self._connection.rollback())
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await connection.close()
+            await _to_the_end(connection.close())
+
+
+async def _to_the_end(call: Awaitable[_T]) -> _T:
+    """Await ``call`` to its end; a cancellation that arrives meanwhile is raised after it."""
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        raise
 
 
 class _CopyInto:
