@@ -5,10 +5,11 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from healthcare.domain.entities import Principal
 from healthcare.entrypoints.container import Container, build_container
 from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.settings import Settings
-from tests.e2e.conftest import SECRET, create_patient, sign_up
+from tests.e2e.conftest import PASSWORD, PATIENT, SECRET, assert_problem, create_patient, sign_up
 
 Client = AsyncTestClient[Litestar]
 
@@ -85,3 +86,28 @@ async def test_the_in_memory_adapter_serves_the_api() -> None:
         listed = await memory.get("/api/patients/", headers=account.headers)
         assert listed.headers["x-total-count"] == "1"
         assert (await memory.get("/ready")).status_code == 200
+
+
+async def test_requests_are_503_while_the_database_is_away() -> None:
+    """Nothing listens on port 1: every route that needs the database says so, with
+    Retry-After, instead of a 500; one that does not (health) still answers."""
+    settings = Settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/healthcare",
+        secret_key=SECRET,
+        bcrypt_rounds=4,
+        db_pool_timeout=1,
+    )
+    container = build_container(settings)
+    token = container.token_service().issue_access(Principal(user_id=1, is_admin=False)).token
+    headers = {"Authorization": f"Bearer {token}"}
+    async with AsyncTestClient(create_app(container)) as away:
+        for path in ("/api/patients/", "/api/doctors/1/"):
+            body = assert_problem(await away.get(path, headers=headers), 503)
+            assert body["type"] == "urn:healthcare:problem:unavailable"
+        created = await away.post("/api/patients/", json=PATIENT, headers=headers)
+        assert_problem(created, 503)
+        assert created.headers["retry-after"] == "5"
+        login = await away.post("/api/token/", json={"username": "ada", "password": PASSWORD})
+        assert_problem(login, 503)
+        assert (await away.get("/health")).status_code == 200
+        assert (await away.get("/ready")).status_code == 503

@@ -300,9 +300,11 @@ class TestBufferedAuditTrail:
         assert trail.pending == 0
         await trail.close()
 
-    async def test_the_background_writer_retries_after_a_failure(self, core: Core) -> None:
+    async def test_the_background_writer_retries_after_a_failure(
+        self, core: Core, caplog: pytest.LogCaptureFixture
+    ) -> None:
         trail = BufferedAuditTrail(lambda: FlakyUnitOfWork(core.store), interval=0.02)
-        FlakyUnitOfWork.failures = 2
+        FlakyUnitOfWork.failures = 3
         trail.start()
         await trail.record(an_event(7))
         for _ in range(200):
@@ -313,6 +315,12 @@ class TestBufferedAuditTrail:
 
         assert [e.resource_id for e in core.audit_events()] == [7]
         assert FlakyUnitOfWork.failures == 0
+        # Three failed attempts, one outage: logged when it began and when it ended.
+        logged = [r.getMessage() for r in caplog.records if r.name.endswith("audit_trail")]
+        assert logged == [
+            "Could not write 1 audit events; will retry",
+            "Audit events are being written again",
+        ]
 
     async def test_an_auditor_without_a_started_trail_writes_at_once(self, core: Core) -> None:
         auditor = Auditor(BufferedAuditTrail(core.uow), core.clock)

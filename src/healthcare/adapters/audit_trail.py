@@ -89,9 +89,17 @@ class BufferedAuditTrail:
         return len(self._pending)
 
     async def _write_forever(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.flush()
             except Exception:
-                log.exception("Could not write %d audit events; will retry", self.pending)
+                # Once per outage, not once per attempt (four times a second).
+                if not failing:
+                    log.exception("Could not write %d audit events; will retry", self.pending)
+                failing = True
+            else:
+                if failing:
+                    log.warning("Audit events are being written again")
+                failing = False

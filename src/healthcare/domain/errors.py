@@ -64,3 +64,16 @@ class TooManyAttempts(DomainError):
     def __init__(self, retry_after: int) -> None:
         super().__init__("Too many attempts; try again later")
         self.retry_after = max(1, retry_after)
+
+
+class Unavailable(Exception):
+    """A store the service needs cannot be reached now; the caller may try again later.
+
+    Raised by adapters, not by a rule, hence not a DomainError: when a connection is lost at
+    a commit, nobody knows whether the change was kept, so the audit records it as an error.
+    """
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from dependency_injector import containers, providers
 from litestar.stores.memory import MemoryStore as LitestarMemoryStore
 from litestar.stores.redis import RedisStore
@@ -22,6 +24,8 @@ from healthcare.application import auth, doctors, health, mappings, patients
 from healthcare.application.audit import Auditor, ListAuditEvents
 from healthcare.entrypoints.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
@@ -39,13 +43,11 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Persistence: DATABASE_URL=memory:// selects the in-memory adapter, anything else SQL.
-    # A fixed pool: SQLAlchemy closes overflow connections as soon as they are returned, so
-    # under load an overflow pool reconnects to PostgreSQL for most requests.
     database = providers.Singleton(
         Database,
         settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
-        max_overflow=0,
+        pool_timeout_seconds=settings.provided.db_pool_timeout,
     )
     memory_store = providers.Singleton(MemoryStore)
     unit_of_work = providers.Selector(
@@ -138,7 +140,12 @@ def build_container(settings: Settings) -> Container:
 
 async def close_container(container: Container) -> None:
     """Write what the audit trail still holds, then release what the container opened."""
-    await container.audit_trail().close()
+    trail = container.audit_trail()
+    try:
+        await trail.close()
+    except Exception:
+        # The database is away: say what is lost, and still release everything else.
+        log.exception("Stopping with %d audit events that could not be written", trail.pending)
     container.password_hasher().close()
     if container.settings().persistence == "sqlalchemy":
         await container.database().dispose()

@@ -33,6 +33,7 @@ class Settings:
     refresh_token_lifetime: timedelta = timedelta(days=7)
     bcrypt_rounds: int = 12
     db_pool_size: int = 20
+    db_pool_timeout: int = 5  # seconds a request waits for a connection before a 503
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -89,6 +90,7 @@ def load_settings(
         refresh_token_lifetime=timedelta(days=_int(values, "REFRESH_TOKEN_DAYS", 7, 1)),
         bcrypt_rounds=_int(values, "BCRYPT_ROUNDS", 12, 4, 31),
         db_pool_size=_int(values, "DB_POOL_SIZE", 20, 1),
+        db_pool_timeout=_int(values, "DB_POOL_TIMEOUT", 5, 1),
         host=values.get("HOST", "127.0.0.1"),
         port=_int(values, "PORT", 8000, 0, 65535),
         workers=_int(values, "WORKERS", 1, 1),

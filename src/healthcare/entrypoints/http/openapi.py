@@ -36,14 +36,18 @@ _MEANINGS = {
     404: "No such resource for this caller",
     409: "It would break a uniqueness rule",
     429: "Throttled: wait for the seconds in Retry-After",
+    503: "The database cannot be reached: try again after the seconds in Retry-After",
 }
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problem-details responses a route may give."""
+    """OpenAPI entries for the problem-details responses a route may give.
+
+    Every route that uses the database may also answer 503, so that one is always there.
+    """
     return {
         status: ResponseSpec(
             data_container=ProblemDetails, media_type=PROBLEM_JSON, description=_MEANINGS[status]
         )
-        for status in statuses
+        for status in (*statuses, 503)
     }

@@ -20,6 +20,7 @@ from healthcare.domain.errors import (
     InvalidInput,
     NotFound,
     TooManyAttempts,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,15 @@ def undecodable_body_to_response(
     return problem(request, 400, detail, kind="invalid-input")
 
 
+def unavailable_to_response(
+    request: Request[Any, Any, Any], exc: Unavailable
+) -> Response[ProblemDetails]:
+    log.warning("Unavailable on %s %s: %s", request.method, request.url.path, exc.message)
+    detail = "The service cannot reach its database right now; try again shortly"
+    headers = {"Retry-After": str(exc.retry_after)}
+    return problem(request, 503, detail, kind="unavailable", headers=headers)
+
+
 def internal_error_to_response(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ProblemDetails]:
@@ -159,5 +169,6 @@ EXCEPTION_HANDLERS: Mapping[Any, Any] = {
     HTTPException: http_error_to_response,
     UnicodeDecodeError: undecodable_body_to_response,
     RecursionError: undecodable_body_to_response,
+    Unavailable: unavailable_to_response,
     Exception: internal_error_to_response,
 }

@@ -25,18 +25,27 @@ class Database:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, max_overflow: int = 10, **engine_options: Any
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout_seconds: float = 5.0,
+        **engine_options: Any,
     ) -> None:
         postgresql = make_url(normalise_url(url)).get_backend_name() == "postgresql"
         self.engine: AsyncEngine = create_engine(
             url,
             pool_size=1 if postgresql else pool_size,
-            max_overflow=0 if postgresql else max_overflow,
+            max_overflow=0,
             **engine_options,
         )
         # A fixed pool: connections opened for a burst and closed after it would mean a
         # reconnect to PostgreSQL for most requests under load.
-        self.pool = DriverPool(url, size=pool_size) if postgresql else None
+        self.pool = (
+            DriverPool(url, size=pool_size, timeout_seconds=pool_timeout_seconds)
+            if postgresql
+            else None
+        )
 
     def transaction(self) -> Transaction:
         if self.pool is not None:

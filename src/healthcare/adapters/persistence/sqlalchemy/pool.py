@@ -7,10 +7,15 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 
 from healthcare.adapters.persistence.sqlalchemy.engine import normalise_url
+from healthcare.domain.errors import Unavailable
+
+# How long a checkout waits while the database is known to be away: long enough for a
+# connection that comes back, short enough that requests fail fast.
+WAIT_WHILE_AWAY_SECONDS = 0.25
 
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -29,9 +34,14 @@ class DriverPool:
     loop that opened them; a server worker has one loop, but tests and the command line may
     run several in turn, so each loop gets its own pool. A pool closed by ``close`` (the
     app's shutdown) is opened anew if the loop goes on using it.
+
+    A checkout waits at most ``timeout_seconds`` for a connection, then raises Unavailable.
+    Once the database is known to be away (a checkout timed out, or a connection was lost),
+    checkouts wait only ``WAIT_WHILE_AWAY_SECONDS`` until one succeeds again: during an
+    outage requests fail at once instead of each waiting out the full timeout.
     """
 
-    def __init__(self, url: str, *, size: int, timeout_seconds: float = 30.0) -> None:
+    def __init__(self, url: str, *, size: int, timeout_seconds: float = 5.0) -> None:
         # SQLAlchemy's URL (postgresql+psycopg://...) as libpq's: its query parameters
         # (sslmode, ...) pass through.
         self._conninfo = (
@@ -39,6 +49,7 @@ class DriverPool:
         )
         self._size = size
         self._timeout = timeout_seconds
+        self._away = False
         self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
             WeakKeyDictionary()
         )
@@ -67,6 +78,22 @@ class DriverPool:
                 await pool.open(wait=False)
                 self._pools[loop] = pool
         return pool
+
+    async def checkout(self) -> tuple[AsyncConnectionPool, psycopg.AsyncConnection[Any]]:
+        """A connection, and the pool it goes back to (``putconn``)."""
+        pool = await self.current()
+        wait = min(self._timeout, WAIT_WHILE_AWAY_SECONDS) if self._away else self._timeout
+        try:
+            connection = await pool.getconn(wait)
+        except PoolTimeout as error:
+            self._away = True
+            raise Unavailable(f"No database connection within {wait:g} s") from error
+        self._away = False
+        return pool, connection
+
+    def lost(self) -> None:
+        """A connection broke: the database may be away."""
+        self._away = True
 
     async def close(self) -> None:
         """Close this loop's pool (those of loops that have ended went with them)."""

@@ -50,12 +50,19 @@ import psycopg
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Dialect, Table, insert
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound, StatementError
+from sqlalchemy.exc import (
+    DBAPIError,
+    MultipleResultsFound,
+    NoResultFound,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement, Executable, Insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from healthcare.adapters.persistence.sqlalchemy.pool import DriverPool
+from healthcare.domain.errors import Unavailable
 
 Params = Mapping[str, Any]
 _T = TypeVar("_T")
@@ -237,8 +244,18 @@ class EngineTransaction:
 
     async def _connected(self) -> AsyncConnection:
         if self._connection is None:
-            return await _to_the_end(self._connect())
+            return await self._finished(self._connect())
         return self._connection
+
+    async def _finished(self, call: Awaitable[_T]) -> _T:
+        try:
+            return await _to_the_end(call)
+        except OperationalError as error:
+            # SQLite's lock held past the busy timeout by another writer, or a lost
+            # connection: nothing the caller did wrong, and worth trying again later.
+            if error.connection_invalidated or "database is locked" in str(error.orig):
+                raise Unavailable("The database is busy or cannot be reached") from error
+            raise
 
     async def _connect(self) -> AsyncConnection:
         # Kept even if the caller is cancelled meanwhile, so that ``close`` returns it.
@@ -246,12 +263,12 @@ class EngineTransaction:
         return self._connection
 
     async def read(self, statement: Executable, params: Params | None = None) -> Rows:
-        return await _to_the_end((await self._connected()).execute(statement, params))
+        return await self._finished((await self._connected()).execute(statement, params))
 
     async def write(
         self, statement: Executable, params: Params | Sequence[Params] | None = None
     ) -> Rows:
-        return await _to_the_end((await self._connected()).execute(statement, params))
+        return await self._finished((await self._connected()).execute(statement, params))
 
     async def write_at_commit(self, statement: Executable, params: Sequence[Params]) -> None:
         if params:
@@ -263,26 +280,26 @@ class EngineTransaction:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         nested = (await self._connected()).begin_nested()
-        await _to_the_end(nested.start())
+        await self._finished(nested.start())
         try:
             yield
         except BaseException:
-            await _to_the_end(nested.rollback())
+            await self._finished(nested.rollback())
             raise
-        await _to_the_end(nested.commit())
+        await self._finished(nested.commit())
 
     async def commit(self) -> None:
         if self._connection is not None:
-            await _to_the_end(self._connection.commit())
+            await self._finished(self._connection.commit())
 
     async def rollback(self) -> None:
         if self._connection is not None:
-            await _to_the_end(self._connection.rollback())
+            await self._finished(self._connection.rollback())
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await _to_the_end(connection.close())
+            await self._finished(connection.close())
 
 
 async def _to_the_end(call: Awaitable[_T]) -> _T:
@@ -369,8 +386,7 @@ class DriverTransaction:
 
     async def _connected(self) -> psycopg.AsyncConnection[Any]:
         if self._driver is None:
-            self._source = await self._pool.current()
-            self._driver = await self._source.getconn()
+            self._source, self._driver = await self._pool.checkout()
         return self._driver
 
     def _compiled(
@@ -545,8 +561,10 @@ class DriverTransaction:
         except psycopg.Error as error:
             raise self._translated(error, sql) from error
 
-    @staticmethod
-    def _translated(error: psycopg.Error, sql: str) -> StatementError:
-        """``error`` as SQLAlchemy raises it, without the parameters (patient data). (A lost
-        connection is closed, so the pool replaces it.)"""
+    def _translated(self, error: psycopg.Error, sql: str) -> StatementError | Unavailable:
+        """``error`` as SQLAlchemy raises it, without the parameters (patient data); a lost
+        connection as Unavailable. (A lost connection is closed, so the pool replaces it.)"""
+        if self._driver is not None and self._driver.broken:
+            self._pool.lost()
+            return Unavailable("The database connection was lost")
         return DBAPIError.instance(sql, None, error, psycopg.Error, hide_parameters=True)
