@@ -76,6 +76,7 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
         ("ACCESS_TOKEN_MINUTES", "-5"),
         ("AUDIT_FLUSH_MS", "0"),
         ("AUDIT_FLUSH_MS", "soon"),
+        ("DB_POOL_TIMEOUT", "0"),
     ],
 )
 def test_bad_numbers_are_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
@@ -138,3 +139,10 @@ def test_trusted_proxies_and_the_audit_flush_interval(tmp_path: Path) -> None:
             env_file=None,
             data_dir=tmp_path,
         )
+
+
+def test_the_pool_timeout_defaults_to_five_seconds(tmp_path: Path) -> None:
+    default = load_settings({"SECRET_KEY": KEY}, env_file=None, data_dir=tmp_path)
+    assert default.db_pool_timeout == 5
+    values = {"SECRET_KEY": KEY, "DB_POOL_TIMEOUT": "2"}
+    assert load_settings(values, env_file=None, data_dir=tmp_path).db_pool_timeout == 2
