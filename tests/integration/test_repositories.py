@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
+from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork, repositories
 from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.application.paging import PageRequest
 from healthcare.application.ports import UnitOfWork
@@ -28,6 +29,7 @@ from healthcare.domain.entities import (
     Doctor,
     DoctorData,
     Gender,
+    Mapping,
     NewUser,
     Patient,
     PatientData,
@@ -625,3 +627,19 @@ class TestAuditRepository:
         async with new_uow() as uow:
             kept = await uow.audit.list(AuditQuery(user_id=user_id), PageRequest())
         assert [e.outcome for e in kept.items] == [AuditOutcome.SUCCESS]
+
+
+@pytest.mark.parametrize(
+    ("columns", "record"),
+    [
+        (repositories._PATIENT_COLUMNS, Patient),
+        (repositories._DOCTOR_COLUMNS, Doctor),
+        (repositories._MAPPING_COLUMNS[:4], Mapping),
+    ],
+)
+def test_rows_become_records_by_position_in_field_order(columns: Any, record: Any) -> None:
+    """The repositories build records from rows positionally (three times cheaper than by
+    keyword), so the selected columns must follow the record's fields. A mapping's doctor
+    is built from the columns after its own four."""
+    names = [column.key.removeprefix("mapping_") for column in columns]
+    assert names == [f.name for f in fields(record) if f.name != "doctor"]
