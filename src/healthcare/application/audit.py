@@ -46,10 +46,12 @@ def outcome_of(error: BaseException) -> AuditOutcome:
 class AuditScope:
     """One audited action of a use case, entered around all of its work.
 
-    A change stages its success event in its own unit of work just before committing, so the
-    event is kept exactly when the change is. Anything else (a read, or a refusal) is written
-    to the trail when the scope ends: a success if nothing was staged, or the outcome the
-    raised error stands for. A domain error after staging comes after the commit (the
+    A change stages its success event in its own unit of work, so the event is kept exactly
+    when the change is: just before committing (``stage``), or, for a change made by one
+    write, with that write (``commit_with_next_write``: the two can then reach the database
+    as one statement). Anything else (a read, or a refusal) is written to the trail when
+    the scope ends: a success if nothing was staged, or the outcome the raised error stands
+    for. A domain error after staging comes after the commit (the
     refresh-reuse path commits its revocation, then refuses), so it adds no second event;
     any other error after staging means the commit failed, which is recorded as an error.
     """
@@ -73,6 +75,7 @@ class AuditScope:
         self.resource_type = resource_type
         self.resource_id = resource_id
         self._staged = False
+        self._committing_with: UnitOfWork | None = None
 
     def event(
         self,
@@ -108,6 +111,20 @@ class AuditScope:
         await uow.audit.add([self.event(outcome, action, created_id=created_id)])
         self._staged = True
 
+    def commit_with_next_write(self, uow: UnitOfWork) -> None:
+        """Have ``uow``'s next write carry the success event: kept exactly when that write
+        changes a row (and naming the row it creates when the scope names no resource).
+
+        The write and its event can then reach the database together, in one statement.
+        """
+        uow.commit_with_next_write(self.event(AuditOutcome.SUCCESS))
+        self._committing_with = uow
+
+    @property
+    def _recorded_with_change(self) -> bool:
+        committing = self._committing_with
+        return self._staged or (committing is not None and committing.final_event_committed)
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -117,10 +134,11 @@ class AuditScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        staged = self._recorded_with_change
         if exc is None:
-            if not self._staged:
+            if not staged:
                 await self._trail.record(self.event(AuditOutcome.SUCCESS))
-        elif not (self._staged and isinstance(exc, DomainError)):
+        elif not (staged and isinstance(exc, DomainError)):
             await self._trail.record(self.event(outcome_of(exc)))
 
 

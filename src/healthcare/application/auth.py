@@ -150,8 +150,9 @@ class RefreshTokens:
             audit.user_id = audit.resource_id = claims.user_id
             following = self._tokens.issue_refresh(claims.user_id, claims.session_id)
             async with self._uow as uow:
-                # The usual case in one statement: a live chain of an active account, whose
-                # next token is this one.
+                # The usual case in one statement, with its audit event: a live chain of an
+                # active account, whose next token is this one.
+                audit.commit_with_next_write(uow)
                 user = await uow.refresh_sessions.rotate(
                     claims.session_id, claims.user_id, claims.jti, following.jti
                 )
@@ -163,7 +164,6 @@ class RefreshTokens:
                         await audit.stage(uow, AuditOutcome.FAILED, AuditAction.REFRESH_REUSE)
                         await uow.commit()
                     raise AuthenticationFailed(BAD_REFRESH_TOKEN)
-                await audit.stage(uow)
                 await uow.commit()
         access = self._tokens.issue_access(user.principal())
         return TokenPair(access.token, following.token, access.expires_in)

@@ -22,8 +22,8 @@ class AssignDoctorToPatient:
             self._audit.of(principal, AuditAction.MAPPING_CREATE, MAPPING) as audit,
             self._uow as uow,
         ):
+            audit.commit_with_next_write(uow)
             mapping = await uow.mappings.add(principal.user_id, patient_id, doctor_id)
-            await audit.stage(uow, created_id=mapping.id)
             await uow.commit()
         return mapping
 
@@ -92,7 +92,7 @@ class UnassignDoctor:
         ):
             if await uow.mappings.get(principal.user_id, mapping_id) is None:
                 raise NotFound("Mapping", mapping_id)
+            audit.commit_with_next_write(uow)
             if not await uow.mappings.delete(mapping_id):
                 raise NotFound("Mapping", mapping_id)
-            await audit.stage(uow)
             await uow.commit()

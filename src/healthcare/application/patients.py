@@ -22,8 +22,8 @@ class CreatePatient:
         async with self._audit.of(principal, AuditAction.PATIENT_CREATE, PATIENT) as audit:
             validate_patient(data)
             async with self._uow as uow:
+                audit.commit_with_next_write(uow)
                 patient = await uow.patients.add(principal.user_id, data)
-                await audit.stage(uow, created_id=patient.id)
                 await uow.commit()
         return patient
 
@@ -67,10 +67,10 @@ class UpdatePatient:
         async with self._audit.of(principal, action, PATIENT, patient_id) as audit:
             validate_patient(data)
             async with self._uow as uow:
+                audit.commit_with_next_write(uow)
                 patient = await uow.patients.update(principal.user_id, patient_id, data)
                 if patient is None:
                     raise NotFound("Patient", patient_id)
-                await audit.stage(uow)
                 await uow.commit()
         return patient
 
@@ -86,7 +86,7 @@ class DeletePatient:
             self._audit.of(principal, action, PATIENT, patient_id) as audit,
             self._uow as uow,
         ):
+            audit.commit_with_next_write(uow)
             if not await uow.patients.delete(principal.user_id, patient_id):
                 raise NotFound("Patient", patient_id)
-            await audit.stage(uow)
             await uow.commit()

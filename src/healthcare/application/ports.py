@@ -169,6 +169,22 @@ class UnitOfWork(Protocol):
 
     async def rollback(self) -> None: ...
 
+    def commit_with_next_write(self, event: AuditEvent) -> None:
+        """Keep ``event`` exactly when the unit's next write changes a row.
+
+        An event without a resource id then names the row that write created. That write
+        is the unit's last: the adapter may commit with it (``commit`` still ends the unit,
+        and does nothing if the write committed already), and nothing may be written after
+        it. A write that changes no row drops ``event``, and the unit goes on.
+        """
+        ...
+
+    @property
+    def final_event_committed(self) -> bool:
+        """Whether the event given to ``commit_with_next_write`` is committed (also after
+        the unit has ended, until it is entered again)."""
+        ...
+
 
 class AuditTrail(Protocol):
     """Where events that accompany no change (reads, refusals) are written.

@@ -55,8 +55,28 @@ def _copy(tables: _Tables) -> _Tables:
 class _Workspace:
     """The tables one unit of work sees; swapped wholesale on commit and rollback."""
 
-    def __init__(self, tables: _Tables) -> None:
+    def __init__(self, tables: _Tables, store: MemoryStore) -> None:
         self.tables = tables
+        self._store = store
+        # The event given to commit_with_next_write: waiting for the next write, then
+        # written with it (attached), then committed.
+        self.final: AuditEvent | None = None
+        self.final_attached = False
+        self.final_committed = False
+
+    def wrote(self, row_id: int | None) -> None:
+        """Every write calls this: with the id of the row it changed, or None if none."""
+        final = self.final
+        if final is None or self.final_attached:
+            return
+        if row_id is None:
+            self.final = None
+            return
+        if final.resource_id is None:
+            final = replace(final, resource_id=row_id)
+        event_id = self._store.next_id()
+        self.tables.audit_events[event_id] = replace(final, id=event_id)
+        self.final_attached = True
 
 
 class MemoryStore:
@@ -106,6 +126,7 @@ class MemoryUserRepository(_Repository):
             updated_at=now,
         )
         self._t.users[stored.id] = stored
+        self._workspace.wrote(stored.id)
         return stored
 
     async def get(self, user_id: int) -> User | None:
@@ -120,8 +141,10 @@ class MemoryUserRepository(_Repository):
     def _change(self, user_id: int, **changes: Any) -> User | None:
         user = self._t.users.get(user_id)
         if user is None:
+            self._workspace.wrote(None)
             return None
         self._t.users[user_id] = replace(user, updated_at=_now(), **changes)
+        self._workspace.wrote(user_id)
         return self._t.users[user_id]
 
     async def find_by_login(self, username_or_email: str) -> User | None:
@@ -142,6 +165,7 @@ class MemoryPatientRepository(_Repository):
             **_fields(data),
         )
         self._t.patients[patient.id] = patient
+        self._workspace.wrote(patient.id)
         return patient
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
@@ -155,16 +179,20 @@ class MemoryPatientRepository(_Repository):
     async def update(self, owner_id: int, patient_id: int, data: PatientData) -> Patient | None:
         patient = await self.get(owner_id, patient_id)
         if patient is None:
+            self._workspace.wrote(None)
             return None
         updated = replace(patient, updated_at=_now(), **_fields(data))
         self._t.patients[patient_id] = updated
+        self._workspace.wrote(patient_id)
         return updated
 
     async def delete(self, owner_id: int, patient_id: int) -> bool:
         if await self.get(owner_id, patient_id) is None:
+            self._workspace.wrote(None)
             return False
         del self._t.patients[patient_id]
         _drop_mappings(self._t, lambda patient, _doctor: patient == patient_id)
+        self._workspace.wrote(patient_id)
         return True
 
 
@@ -179,6 +207,7 @@ class MemoryDoctorRepository(_Repository):
             **_fields(data),
         )
         self._t.doctors[doctor.id] = doctor
+        self._workspace.wrote(doctor.id)
         return doctor
 
     async def get(self, doctor_id: int) -> Doctor | None:
@@ -190,15 +219,19 @@ class MemoryDoctorRepository(_Repository):
     async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None:
         doctor = self._t.doctors.get(doctor_id)
         if doctor is None:
+            self._workspace.wrote(None)
             return None
         updated = replace(doctor, updated_at=_now(), **_fields(data))
         self._t.doctors[doctor_id] = updated
+        self._workspace.wrote(doctor_id)
         return updated
 
     async def delete(self, doctor_id: int) -> bool:
         if self._t.doctors.pop(doctor_id, None) is None:
+            self._workspace.wrote(None)
             return False
         _drop_mappings(self._t, lambda _patient, doctor: doctor == doctor_id)
+        self._workspace.wrote(doctor_id)
         return True
 
 
@@ -220,6 +253,7 @@ class MemoryMappingRepository(_Repository):
             raise Conflict("This doctor is already assigned to this patient")
         mapping_id = self._store.next_id()
         self._t.mappings[mapping_id] = (patient_id, doctor_id, _now())
+        self._workspace.wrote(mapping_id)
         return self._mapping(mapping_id)
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
@@ -253,12 +287,15 @@ class MemoryMappingRepository(_Repository):
         return None if result is None else Page([m.doctor for m in result.items], result.total)
 
     async def delete(self, mapping_id: int) -> bool:
-        return self._t.mappings.pop(mapping_id, None) is not None
+        deleted = self._t.mappings.pop(mapping_id, None) is not None
+        self._workspace.wrote(mapping_id if deleted else None)
+        return deleted
 
 
 class MemoryRefreshSessionRepository(_Repository):
     async def add(self, session: RefreshSession) -> None:
         self._t.refresh_sessions[session.id] = session
+        self._workspace.wrote(session.user_id)  # (a session's id is not a number)
 
     async def get(self, session_id: str) -> RefreshSession | None:
         return self._t.refresh_sessions.get(session_id)
@@ -276,14 +313,19 @@ class MemoryRefreshSessionRepository(_Repository):
             or user is None
             or not user.is_active
         ):
+            self._workspace.wrote(None)
             return None
         self._t.refresh_sessions[session_id] = replace(session, current_jti=next_jti)
+        self._workspace.wrote(user.id)  # (as PostgreSQL's statement returns the user)
         return user
 
     async def revoke(self, session_id: str, when: datetime) -> None:
         session = self._t.refresh_sessions.get(session_id)
         if session is not None and not session.is_revoked:
             self._t.refresh_sessions[session_id] = replace(session, revoked_at=when)
+            self._workspace.wrote(session.user_id)
+        else:
+            self._workspace.wrote(None)
 
     async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
         for session in list(self._t.refresh_sessions.values()):
@@ -315,7 +357,7 @@ def _drop_mappings(tables: _Tables, doomed: Callable[[int, int], bool]) -> None:
 class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._workspace = _Workspace(_Tables())  # attached to the store on entry
+        self._workspace = _Workspace(_Tables(), store)  # attached to the store on entry
         self.users = MemoryUserRepository(store, self._workspace)
         self.patients = MemoryPatientRepository(store, self._workspace)
         self.doctors = MemoryDoctorRepository(store, self._workspace)
@@ -325,7 +367,9 @@ class MemoryUnitOfWork:
 
     async def __aenter__(self) -> Self:
         await self._store.lock.acquire()
-        self._workspace.tables = _copy(self._store.tables)
+        workspace = self._workspace
+        workspace.tables = _copy(self._store.tables)
+        workspace.final, workspace.final_attached, workspace.final_committed = None, False, False
         return self
 
     async def __aexit__(
@@ -339,6 +383,16 @@ class MemoryUnitOfWork:
     async def commit(self) -> None:
         self._store.tables = self._workspace.tables
         self._workspace.tables = _copy(self._store.tables)
+        self._workspace.final_committed |= self._workspace.final_attached
 
     async def rollback(self) -> None:
         self._workspace.tables = _copy(self._store.tables)
+        if not self._workspace.final_committed:
+            self._workspace.final, self._workspace.final_attached = None, False
+
+    def commit_with_next_write(self, event: AuditEvent) -> None:
+        self._workspace.final, self._workspace.final_attached = event, False
+
+    @property
+    def final_event_committed(self) -> bool:
+        return self._workspace.final_committed

@@ -89,6 +89,12 @@ class SqlAlchemyAuditRepository:
         if events:
             await self._db.append_at_commit(audit_event, [_row(event) for event in events])
 
+    def add_with_next_write(self, event: AuditEvent) -> None:
+        """``event`` goes in with the unit's next write (see UnitOfWork.commit_with_next_write);
+        without a resource id it names the row that write returns first."""
+        id_column = "resource_id" if event.resource_id is None else None
+        self._db.commit_with_next_write(audit_event, _row(event), id_column)
+
     async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
         conditions = _conditions(query)
         statement = (

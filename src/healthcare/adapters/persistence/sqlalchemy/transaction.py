@@ -49,7 +49,7 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Delete, Dialect, Select, Table, Update, bindparam, insert, select
 from sqlalchemy.exc import (
     DBAPIError,
     MultipleResultsFound,
@@ -67,6 +67,7 @@ from healthcare.domain.errors import Unavailable
 Params = Mapping[str, Any]
 _T = TypeVar("_T")
 TUPLES_OK = ExecStatus.TUPLES_OK
+IDLE = TransactionStatus.IDLE
 
 
 class Rows(Protocol):
@@ -214,6 +215,21 @@ class Transaction(Protocol):
         """Statements inside are undone, and the transaction stays usable, if they fail."""
         ...
 
+    def commit_with_next_write(self, table: Table, row: Params, id_column: str | None) -> None:
+        """Insert ``row`` into ``table`` with the next single ``write``, if that write
+        returns a row; ``id_column``, if named, takes the written row's first value.
+
+        That write is the unit's last: it may commit the unit at once (PostgreSQL, when
+        nothing else is pending), and nothing may be written after it. A write that returns
+        no row drops ``row``, and the unit goes on.
+        """
+        ...
+
+    @property
+    def final_row_committed(self) -> bool:
+        """Whether ``commit_with_next_write``'s row went in with its write and is committed."""
+        ...
+
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
@@ -232,11 +248,12 @@ class EngineTransaction:
     it, so every later writer waits out its busy timeout and fails.
     """
 
-    __slots__ = ("_connection", "_engine")
+    __slots__ = ("_connection", "_engine", "_final")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._final: _FinalRow | None = None
 
     @property
     def dialect_name(self) -> str:
@@ -268,11 +285,36 @@ class EngineTransaction:
     async def write(
         self, statement: Executable, params: Params | Sequence[Params] | None = None
     ) -> Rows:
+        final = self._final
+        if (
+            final is not None
+            and not final.attached
+            and (params is None or isinstance(params, Mapping))
+        ):
+            # The final write: its row goes in just before COMMIT, at ``commit``.
+            result = await self._finished((await self._connected()).execute(statement, params))
+            rows = _Rows(list(result.all()) if result.returns_rows else [])
+            written = rows.first()
+            if written is None:
+                self._final = None
+            else:
+                final.attached = True
+                await self.write_at_commit(
+                    _insert_into(final.table), [final.with_written_id(written)]
+                )
+            return rows
         return await self._finished((await self._connected()).execute(statement, params))
 
     async def write_at_commit(self, statement: Executable, params: Sequence[Params]) -> None:
         if params:
-            await self.write(statement, params)
+            await self._finished((await self._connected()).execute(statement, params))
+
+    def commit_with_next_write(self, table: Table, row: Params, id_column: str | None) -> None:
+        self._final = _FinalRow(table, row, id_column)
+
+    @property
+    def final_row_committed(self) -> bool:
+        return self._final is not None and self._final.committed
 
     async def append_at_commit(self, table: Table, rows: Sequence[Params]) -> None:
         await self.write_at_commit(_insert_into(table), rows)
@@ -291,8 +333,12 @@ class EngineTransaction:
     async def commit(self) -> None:
         if self._connection is not None:
             await self._finished(self._connection.commit())
+            if self._final is not None:
+                self._final.committed = self._final.attached
 
     async def rollback(self) -> None:
+        if self._final is not None and not self._final.committed:
+            self._final = None
         if self._connection is not None:
             await self._finished(self._connection.rollback())
 
@@ -367,10 +413,70 @@ def _copy_into(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Cop
 _savepoint_names = (f"unit_savepoint_{n}" for n in itertools.count(1))
 
 
+class _FinalRow:
+    """What ``commit_with_next_write`` waits to insert, and where it has got to."""
+
+    __slots__ = ("attached", "committed", "id_column", "row", "table")
+
+    def __init__(self, table: Table, row: Params, id_column: str | None) -> None:
+        self.table = table
+        self.row = row
+        self.id_column = id_column
+        self.attached = False  # went in with its write, in a transaction not yet committed
+        self.committed = False
+
+    def with_written_id(self, written: Any) -> dict[str, Any]:
+        row = dict(self.row)
+        if self.id_column is not None:
+            row[self.id_column] = written[0]
+        return row
+
+
+_ROW_PREFIX = "recorded_"
+
+
+@functools.lru_cache(maxsize=_COMPILED_MAX)
+def _with_row(
+    statement: Executable,
+    column_keys: tuple[str, ...],
+    table: Table,
+    row_columns: tuple[str, ...],
+    id_column: str | None,
+) -> Executable:
+    """``statement`` and an INSERT of one row into ``table`` per row it returns, as one
+    statement (PostgreSQL's data-modifying WITH): atomic even outside a transaction.
+
+    ``WITH written AS (statement), recorded AS (INSERT INTO table SELECT ... FROM written)
+    SELECT * FROM written``. The row's values are bound as ``recorded_<column>``;
+    ``id_column`` takes the written row's first column instead.
+    """
+    if isinstance(statement, (Insert, Update)):
+        # Inside WITH, an INSERT or UPDATE takes no columns from the parameters' keys, as
+        # it does at the top level: name them.
+        target = statement.table.c
+        named = {
+            key: bindparam(key, type_=target[key].type) for key in column_keys if key in target
+        }
+        if named:
+            statement = statement.values(named)
+    if not isinstance(statement, (Insert, Update, Delete, Select)):
+        raise TypeError("Only INSERT, UPDATE, DELETE or SELECT can carry a row with them")
+    written = statement.cte("written")
+    first = next(iter(written.c), None)
+    if first is None:
+        raise TypeError("A final write must return the rows it changes (RETURNING)")
+    values = [
+        first if name == id_column else bindparam(_ROW_PREFIX + name, type_=table.c[name].type)
+        for name in row_columns
+    ]
+    recorded = insert(table).from_select(list(row_columns), select(*values).select_from(written))
+    return select(*written.c).add_cte(recorded.cte("recorded"))
+
+
 class DriverTransaction:
     """A unit of work on one of psycopg's pooled connections (see the module's docstring)."""
 
-    __slots__ = ("_deferred", "_dialect", "_driver", "_pool", "_source")
+    __slots__ = ("_deferred", "_dialect", "_driver", "_ended", "_final", "_pool", "_source")
 
     def __init__(self, pool: DriverPool, dialect: Dialect) -> None:
         self._pool = pool
@@ -379,6 +485,12 @@ class DriverTransaction:
         self._source: AsyncConnectionPool | None = None  # where _driver goes back
         # write_at_commit's and append_at_commit's statements, waiting for commit.
         self._deferred: list[_Deferred] = []
+        self._final: _FinalRow | None = None
+        self._ended = False  # a final write committed the unit by itself
+
+    def _writable(self) -> None:
+        if self._ended:
+            raise RuntimeError("The unit's final write has committed it; nothing may follow")
 
     @property
     def dialect_name(self) -> str:
@@ -408,7 +520,15 @@ class DriverTransaction:
     async def write(
         self, statement: Executable, params: Params | Sequence[Params] | None = None
     ) -> Rows:
+        self._writable()
         driver = await self._connected()
+        final = self._final
+        if (
+            final is not None
+            and not final.attached
+            and (params is None or isinstance(params, Mapping))
+        ):
+            return await self._final_write(driver, final, statement, params or {})
         if params is None or isinstance(params, Mapping):
             compiled = self._compiled(statement, tuple(params or ()))
             return await self._run(driver, compiled, params, begin=True)
@@ -417,12 +537,49 @@ class DriverTransaction:
             await self._run_many(driver, [(compiled, [compiled.values(p) for p in params])])
         return _NO_ROWS
 
+    async def _final_write(
+        self,
+        driver: psycopg.AsyncConnection[Any],
+        final: _FinalRow,
+        statement: Executable,
+        params: Params,
+    ) -> Rows:
+        """``statement`` with ``final``'s row in one statement. Outside a transaction, with
+        nothing else waiting for the commit, that statement commits the unit by itself: a
+        create or an update with its audit event is one round trip."""
+        keys = tuple(params)
+        columns = tuple(name for name in final.row if name != final.id_column)
+        combined = _with_row(statement, keys, final.table, tuple(final.row), final.id_column)
+        compiled = self._compiled(combined)
+        values = dict(params)
+        for name in columns:
+            values[_ROW_PREFIX + name] = final.row[name]
+        alone = not self._deferred and driver.info.transaction_status == TransactionStatus.IDLE
+        rows = await self._run(driver, compiled, values, begin=not alone)
+        if rows.first() is None:
+            self._final = None  # nothing written, so nothing recorded: the unit goes on
+        elif alone:
+            final.committed = self._ended = True
+        else:
+            final.attached = True
+        return rows
+
+    def commit_with_next_write(self, table: Table, row: Params, id_column: str | None) -> None:
+        self._writable()
+        self._final = _FinalRow(table, row, id_column)
+
+    @property
+    def final_row_committed(self) -> bool:
+        return self._final is not None and self._final.committed
+
     async def write_at_commit(self, statement: Executable, params: Sequence[Params]) -> None:
+        self._writable()
         if params:
             compiled = self._compiled(statement, tuple(params[0]), many=True)
             self._deferred.append((compiled, [compiled.values(p) for p in params]))
 
     async def append_at_commit(self, table: Table, rows: Sequence[Params]) -> None:
+        self._writable()
         if len(rows) == 1:  # travels with COMMIT
             await self.write_at_commit(_insert_into(table), rows)
         elif rows:
@@ -433,6 +590,7 @@ class DriverTransaction:
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        self._writable()
         driver = await self._connected()
         await self._begin(driver)
         name = next(_savepoint_names)
@@ -446,11 +604,18 @@ class DriverTransaction:
 
     async def commit(self) -> None:
         deferred, self._deferred = self._deferred, []
-        if deferred or self._driver is not None:
+        driver = self._driver
+        # (Outside a transaction there is nothing to commit: reads, or a final write that
+        # committed itself.)
+        if deferred or (driver is not None and driver.info.transaction_status != IDLE):
             await self._run_many(await self._connected(), deferred, commit=True)
+            if self._final is not None:
+                self._final.committed = self._final.attached
 
     async def rollback(self) -> None:
         self._deferred = []
+        if self._final is not None and not self._final.committed:
+            self._final = None
         if self._driver is not None:
             try:
                 await self._driver.rollback()

@@ -16,6 +16,7 @@ from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyUserRepository,
 )
 from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
+from healthcare.domain.audit import AuditEvent
 
 
 class SqlAlchemyUnitOfWork:
@@ -36,12 +37,14 @@ class SqlAlchemyUnitOfWork:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._transaction: Transaction | None = None
+        self._final_event_committed = False  # of the unit that ended last
 
     async def __aenter__(self) -> Self:
         if self._transaction is not None:
             # Sharing one instance between concurrent tasks would mix their transactions.
             raise RuntimeError("This unit of work is already in use")
         transaction = self._transaction = self._database.transaction()
+        self._final_event_committed = False
         self.users = SqlAlchemyUserRepository(transaction)
         self.patients = SqlAlchemyPatientRepository(transaction)
         self.doctors = SqlAlchemyDoctorRepository(transaction)
@@ -58,6 +61,7 @@ class SqlAlchemyUnitOfWork:
     ) -> None:
         transaction, self._transaction = self._transaction, None
         if transaction is not None:
+            self._final_event_committed = transaction.final_row_committed
             # Closing rolls back whatever was not committed and returns the connection to
             # the pool; shielded so a cancelled request cannot leave that half done.
             await asyncio.shield(transaction.close())
@@ -69,6 +73,15 @@ class SqlAlchemyUnitOfWork:
 
     async def commit(self) -> None:
         await self._entered().commit()
+
+    def commit_with_next_write(self, event: AuditEvent) -> None:
+        self.audit.add_with_next_write(event)
+
+    @property
+    def final_event_committed(self) -> bool:
+        if self._transaction is not None:
+            return self._transaction.final_row_committed
+        return self._final_event_committed
 
     async def rollback(self) -> None:
         await self._entered().rollback()
