@@ -58,6 +58,10 @@ async def test_registration_and_refresh_are_limited_per_address(settings: Settin
         account = await sign_up(client)  # 1 registration
         refreshed = await client.post("/api/token/refresh/", json={"refresh": account.refresh})
         assert refreshed.status_code == 200  # 2
+        assert refreshed.headers["ratelimit-policy"] == "3; w=60"
+        assert refreshed.headers["ratelimit-limit"] == "3"
+        assert refreshed.headers["ratelimit-remaining"] == "1"
+        assert 0 < int(refreshed.headers["ratelimit-reset"]) <= 60
         username = unique()
         assert (
             await client.post(

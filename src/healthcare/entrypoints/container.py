@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 from dependency_injector import containers, providers
-from litestar.stores.memory import MemoryStore as LitestarMemoryStore
-from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 
 from healthcare.adapters.audit_trail import BufferedAuditTrail
@@ -82,11 +80,6 @@ class Container(containers.DeclarativeContainer):
         max_attempts_per_username=settings.provided.login_attempts_per_username,
         max_failures_per_client=settings.provided.login_failures_per_client,
         window_seconds=settings.provided.login_window_seconds,
-    )
-    rate_limit_store = providers.Selector(
-        settings.provided.throttle_backend,
-        redis=providers.Singleton(RedisStore, redis, namespace="healthcare-rate-limit"),
-        memory=providers.Singleton(LitestarMemoryStore),
     )
 
     register_user = providers.Factory(auth.RegisterUser, unit_of_work, password_hasher, auditor)

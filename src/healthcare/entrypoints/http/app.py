@@ -22,7 +22,7 @@ from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.origin import trust_proxies
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.schemas import RequestBody
-from healthcare.entrypoints.http.throttling import RATE_LIMIT_STORE, rate_limit_config
+from healthcare.entrypoints.http.throttling import address_rate_limit
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -70,7 +70,9 @@ def create_app(container: Container) -> Litestar:
             Router(
                 "/",
                 route_handlers=accounts.THROTTLED_HANDLERS,
-                middleware=[rate_limit_config(settings.auth_requests_per_minute).middleware],
+                middleware=[
+                    address_rate_limit(container.counters(), settings.auth_requests_per_minute)
+                ],
             ),
             *accounts.HANDLERS,
             *service.HANDLERS,
@@ -87,7 +89,6 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
-        stores={RATE_LIMIT_STORE: container.rate_limit_store()},
         before_send=[add_response_headers],
         on_startup=[start_audit_trail],
         on_shutdown=[release_resources],

@@ -115,9 +115,6 @@ def http_error_to_response(
     if status == 400 and detail.startswith("JSON is malformed"):
         detail = "The request body is not valid JSON"
     headers = dict(exc.headers or {})
-    if status == 429 and "RateLimit-Reset" in headers:
-        # Litestar's limiter speaks the RateLimit draft; every client understands Retry-After.
-        headers.setdefault("Retry-After", str(max(1, int(headers["RateLimit-Reset"]))))
     return problem(request, status, detail or HTTPStatus(status).phrase, headers=headers)
 
 
