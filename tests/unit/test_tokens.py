@@ -329,3 +329,29 @@ class TestSecret:
         tokens = JwtTokenService(secret, FixedClock())
 
         assert tokens.read_access(tokens.issue_access(Principal(9)).token) == Principal(9)
+
+
+def test_the_signing_key_is_checked_once_not_for_every_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks: list[object] = []
+    original = jwt.algorithms.HMACAlgorithm.prepare_key
+
+    def counted(self: jwt.algorithms.HMACAlgorithm, key: str | bytes) -> bytes:
+        checks.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(jwt.algorithms.HMACAlgorithm, "prepare_key", counted)
+    tokens = service()
+    for user_id in range(1, 6):
+        pair = tokens.issue_refresh(user_id, f"session-{user_id}")
+        assert tokens.read_refresh(pair.token).user_id == user_id
+        access = tokens.issue_access(Principal(user_id, False))
+        assert tokens.read_access(access.token).user_id == user_id
+    assert checks == [SECRET]
+
+
+def test_an_asymmetric_key_is_still_refused_as_a_secret() -> None:
+    pem = "-----BEGIN PUBLIC KEY-----\n" + "A" * 64 + "\n-----END PUBLIC KEY-----\n"
+    with pytest.raises(jwt.InvalidKeyError):
+        service(secret=pem).issue_access(Principal(1, False))

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from healthcare.application.ports import Clock, IssuedToken, RefreshClaims
 from healthcare.domain.entities import Principal
@@ -19,6 +20,41 @@ MIN_SECRET_BYTES = 32
 _REQUIRED = ["exp", "iat", "jti", "sub", "token_type"]
 _WRONG_TYPE = {ACCESS: "Token is not an access token", REFRESH: "Token is not a refresh token"}
 VERIFIED_ACCESS_TOKENS = 4096  # remembered per service (per worker process)
+
+
+class _HS256WithCheckedKey(HMACAlgorithm):
+    """HS256 whose key is checked and converted once, not for every token.
+
+    PyJWT prepares the key on every encode and decode: it tries to parse the secret as a
+    PEM, SSH or DER key and as JSON, to refuse asymmetric keys used as HMAC secrets. That
+    was about 5 % of a refresh's CPU, for a secret that never changes. The same checks
+    still run, on the first use of each key.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._prepared: dict[str | bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = super().prepare_key(key)
+            if len(self._prepared) < 4:  # the service's one secret, in practice
+                self._prepared[key] = prepared
+        return prepared
+
+
+def _pyjwt() -> jwt.PyJWT:
+    """A PyJWT of our own that knows only HS256 (with the key checked once)."""
+    codec = jwt.PyJWT()
+    # PyJWT offers no public way to give its PyJWT a PyJWS with other algorithms: replace
+    # the one it made (pinned PyJWT; tests/unit/test_tokens.py checks this still takes).
+    signatures = jwt.PyJWS(algorithms=[ALGORITHM])
+    signatures.unregister_algorithm(ALGORITHM)
+    signatures.register_algorithm(ALGORITHM, _HS256WithCheckedKey())
+    signatures.options = codec._jws.options
+    codec._jws = signatures
+    return codec
 
 
 class JwtTokenService:
@@ -44,6 +80,7 @@ class JwtTokenService:
         # against the same clock PyJWT uses. Access tokens are not revocable, so there is
         # nothing else to recheck.
         self._verified: dict[str, tuple[Principal, float]] = {}
+        self._jwt = _pyjwt()
 
     def issue_access(self, principal: Principal) -> IssuedToken:
         return self._issue(
@@ -94,12 +131,12 @@ class JwtTokenService:
             "exp": now + lifetime,
             **extra,
         }
-        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+        token = self._jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
         return IssuedToken(token, jti, int(lifetime.total_seconds()))
 
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims: dict[str, Any] = self._jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],  # pinned: never trust the header's alg
