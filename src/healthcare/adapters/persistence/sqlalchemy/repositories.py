@@ -414,8 +414,12 @@ _PATIENT_MAPPINGS = (
     .where(m.c.patient_id == bindparam("b_patient_id"), _OWNS_PATIENT)
     .order_by(m.c.id)
 )
-_LIST_PATIENT_MAPPINGS = _paged(_PATIENT_MAPPINGS)
-_COUNT_PATIENT_MAPPINGS = _counted(_PATIENT_MAPPINGS)
+# The total from the pair index alone: a mapping's doctor exists (foreign key), and the page
+# query itself checks that the patient is the owner's.
+_COUNT_PATIENT_MAPPINGS = (
+    select(func.count()).select_from(m).where(m.c.patient_id == bindparam("b_patient_id"))
+)
+_LIST_PATIENT_MAPPINGS = _paged(_PATIENT_MAPPINGS, _COUNT_PATIENT_MAPPINGS)
 # In order of assignment, like the patient's mappings.
 _PATIENT_DOCTORS = (
     select(*_DOCTOR_COLUMNS)
@@ -423,7 +427,7 @@ _PATIENT_DOCTORS = (
     .where(m.c.patient_id == bindparam("b_patient_id"), _OWNS_PATIENT)
     .order_by(m.c.id)
 )
-_LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS)
+_LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS, _COUNT_PATIENT_MAPPINGS)
 _DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
 
 
