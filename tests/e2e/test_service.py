@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -111,3 +114,16 @@ async def test_requests_are_503_while_the_database_is_away() -> None:
         assert_problem(login, 503)
         assert (await away.get("/health")).status_code == 200
         assert (await away.get("/ready")).status_code == 503
+
+
+def test_each_worker_settles_its_garbage_collector_once_the_app_is_built() -> None:
+    # In a fresh interpreter: freezing and thresholds are process-wide.
+    probe = (
+        "import gc\n"
+        "from healthcare.entrypoints.http.asgi import GC_THRESHOLDS, settle_garbage_collector\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "settle_garbage_collector()\n"
+        "assert gc.get_freeze_count() > 0\n"
+        "assert gc.get_threshold() == GC_THRESHOLDS\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
