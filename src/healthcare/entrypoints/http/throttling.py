@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from litestar import Request
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthcare.adapters.throttling.counters import Counters
@@ -35,25 +34,26 @@ class AddressRateLimit:
         self._app = app
         self._counters = counters
         self._limit = per_minute
-        self._policy = f"{per_minute}; w={WINDOW_SECONDS}"
+        self._fixed = [
+            (b"ratelimit-policy", f"{per_minute}; w={WINDOW_SECONDS}".encode()),
+            (b"ratelimit-limit", str(per_minute).encode()),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         address = client_address(Request(scope))
         count, resets_in = await self._counters.increment(f"auth:client:{address}", WINDOW_SECONDS)
         if count > self._limit:
             raise TooManyAttempts(resets_in)
-        limits = (
-            ("RateLimit-Policy", self._policy),
-            ("RateLimit-Limit", str(self._limit)),
-            ("RateLimit-Remaining", str(self._limit - count)),
-            ("RateLimit-Reset", str(resets_in)),
-        )
+        limits = [
+            *self._fixed,
+            (b"ratelimit-remaining", b"%d" % (self._limit - count)),
+            (b"ratelimit-reset", b"%d" % resets_in),
+        ]
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in limits:
-                    headers[name] = value
+                # Appended as raw pairs: nothing before us sets these names.
+                message["headers"] = [*message.get("headers", ()), *limits]
             await send(message)
 
         await self._app(scope, receive, send_with_limits)
