@@ -145,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--rounds",
         type=int,
         default=env.get("BENCH_ROUNDS"),
-        help="A/B rounds per scenario, median taken (full 3, quick 1)",
+        help="A/B rounds per scenario, median taken (full 5, quick 1)",
     )
     parser.add_argument("--connections", type=int, default=int(env.get("BENCH_CONNECTIONS", 64)))
     parser.add_argument("--threads", type=int, default=int(env.get("BENCH_THREADS", 2)))
@@ -200,7 +200,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         scale_sizes=(1_000, 10_000) if quick else (10_000, 1_000_000),
         duration=float(a.duration or (3 if quick else 6)),
         warmup=float(a.warmup if a.warmup is not None else 1),
-        rounds=int(a.rounds or (1 if quick else 3)),
+        rounds=int(a.rounds or (1 if quick else 5)),
         connections=a.connections,
         threads=a.threads,
         soak_requests=int(a.soak_requests or (20_000 if quick else 200_000)),
