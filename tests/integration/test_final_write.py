@@ -106,7 +106,7 @@ async def test_a_write_that_changes_nothing_drops_the_event_and_the_unit_goes_on
     async with uow:
         uow.commit_with_next_write(success(AuditAction.PATIENT_UPDATE, owner, R.PATIENT, 1))
         assert await uow.patients.update(owner.id, 10**12, patient_data()) is None
-        # Not the final write: the event went with the one before.
+        # The event was dropped with the write that changed nothing: this one goes alone.
         doctor = await uow.doctors.add(owner.id, DoctorData("Dr Later", "Surgery"))
         await uow.commit()
     assert not uow.final_event_committed
@@ -132,6 +132,39 @@ async def test_a_refused_final_write_keeps_no_event(new_uow: UowFactory) -> None
         assert not uow.final_event_committed
     assert await events_of(new_uow, stranger) == []
     assert await events_of(new_uow, owner) == []
+
+
+async def test_a_refused_final_write_drops_the_event_and_the_unit_goes_on(
+    new_uow: UowFactory,
+) -> None:
+    owner, stranger = await a_user(new_uow), await a_user(new_uow)
+    async with new_uow() as uow:
+        theirs = await uow.patients.add(owner.id, patient_data())
+        doctor = await uow.doctors.add(owner.id, DoctorData("Dr Refused", "Surgery"))
+        await uow.commit()
+    uow = new_uow()
+    async with uow:
+        uow.commit_with_next_write(success(AuditAction.MAPPING_CREATE, stranger, R.MAPPING, None))
+        with pytest.raises(NotFound):
+            await uow.mappings.add(stranger.id, theirs.id, doctor.id)
+        mine = await uow.patients.add(stranger.id, patient_data("Kept without the event"))
+        await uow.commit()
+    assert not uow.final_event_committed
+    assert await events_of(new_uow, stranger) == []
+    async with new_uow() as reader:
+        assert await reader.patients.get(stranger.id, mine.id) == mine
+
+
+async def test_nothing_may_be_written_after_the_final_write(new_uow: UowFactory) -> None:
+    owner = await a_user(new_uow)
+    uow = new_uow()
+    async with uow:
+        uow.commit_with_next_write(success(AuditAction.PATIENT_CREATE, owner, R.PATIENT, None))
+        await uow.patients.add(owner.id, patient_data())
+        with pytest.raises(RuntimeError, match="written after"):
+            await uow.doctors.add(owner.id, DoctorData("Dr Too Late", "Surgery"))
+        with pytest.raises(RuntimeError, match="written after"):
+            uow.commit_with_next_write(success(AuditAction.PATIENT_CREATE, owner, R.PATIENT, None))
 
 
 async def test_a_unit_left_without_commit_keeps_both_or_neither(new_uow: UowFactory) -> None:
@@ -211,7 +244,7 @@ async def test_outside_a_transaction_the_final_write_commits_by_itself(
         # Seen from another connection before any COMMIT: one statement, in autocommit.
         assert await committed_events(postgres, request_id) == 1
         assert db.final_row_committed
-        with pytest.raises(RuntimeError, match="nothing may follow"):
+        with pytest.raises(RuntimeError, match="written after"):
             await db.write(_SET_NAME, {"b_id": patient_id, "name": "Too late", "b_now": NOW})
         await db.commit()  # nothing left to do
     finally:
@@ -249,3 +282,39 @@ async def test_a_final_write_must_say_what_it_wrote(postgres: Database) -> None:
             await db.write(no_returning, {})
     finally:
         await db.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url_of(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    )
+    return url
+
+
+async def test_a_final_write_undone_with_its_savepoint_keeps_no_row(
+    database_url_of: str,
+) -> None:
+    database = Database(database_url_of, pool_size=1)
+    request_id = unique("savepoint")
+    try:
+        patient_id = await a_patient_id(database)
+        db = database.transaction()
+        try:
+            await db.write(_SET_NAME, {"b_id": patient_id, "name": "Before", "b_now": NOW})
+            db.commit_with_next_write(audit_event, event_row(request_id), "resource_id")
+
+            async def undone() -> None:
+                async with db.savepoint():
+                    await db.write(_SET_NAME, {"b_id": patient_id, "name": "Undone", "b_now": NOW})
+                    raise LookupError("undo the savepoint")
+
+            with pytest.raises(LookupError):
+                await undone()
+            await db.commit()
+            assert not db.final_row_committed
+        finally:
+            await db.close()
+        assert await committed_events(database, request_id) == 0
+    finally:
+        await database.dispose()

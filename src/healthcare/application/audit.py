@@ -51,9 +51,10 @@ class AuditScope:
     write, with that write (``commit_with_next_write``: the two can then reach the database
     as one statement). Anything else (a read, or a refusal) is written to the trail when
     the scope ends: a success if nothing was staged, or the outcome the raised error stands
-    for. A domain error after staging comes after the commit (the
-    refresh-reuse path commits its revocation, then refuses), so it adds no second event;
-    any other error after staging means the commit failed, which is recorded as an error.
+    for. A domain error after staging comes after the commit (the refresh-reuse path
+    commits its revocation, then refuses), so it adds no second event; any other error after
+    staging means the commit failed (or, where the final write committed by itself, that the
+    unit failed afterwards), which is recorded as an error.
     """
 
     def __init__(

@@ -175,7 +175,8 @@ class UnitOfWork(Protocol):
         An event without a resource id then names the row that write created. That write
         is the unit's last: the adapter may commit with it (``commit`` still ends the unit,
         and does nothing if the write committed already), and nothing may be written after
-        it. A write that changes no row drops ``event``, and the unit goes on.
+        it (RuntimeError). A write that changes no row, or is refused, drops ``event``, and
+        the unit goes on.
         """
         ...
 

@@ -65,9 +65,12 @@ class _Workspace:
         self.final_committed = False
 
     def wrote(self, row_id: int | None) -> None:
-        """Every write calls this: with the id of the row it changed, or None if none."""
+        """Every write calls this: with the id of the row it changed, or None if it changed
+        none or was refused."""
         final = self.final
-        if final is None or self.final_attached:
+        if self.final_attached:
+            raise RuntimeError("Nothing may be written after a unit's final write")
+        if final is None:
             return
         if row_id is None:
             self.final = None
@@ -110,8 +113,10 @@ class MemoryUserRepository(_Repository):
     async def add(self, user: NewUser) -> User:
         for existing in self._t.users.values():
             if identity_key(existing.username) == identity_key(user.username):
+                self._workspace.wrote(None)
                 raise Conflict("A user with that username already exists", "username")
             if identity_key(existing.email) == identity_key(user.email):
+                self._workspace.wrote(None)
                 raise Conflict("A user with that email already exists", "email")
         now = _now()
         stored = User(
@@ -245,12 +250,16 @@ class MemoryMappingRepository(_Repository):
         return patient is not None and patient.created_by == owner_id
 
     async def add(self, owner_id: int, patient_id: int, doctor_id: int) -> Mapping:
+        refusal: Exception | None = None
         if not self._owns(owner_id, patient_id):
-            raise NotFound("Patient", patient_id)
-        if doctor_id not in self._t.doctors:
-            raise NotFound("Doctor", doctor_id)
-        if any((p, d) == (patient_id, doctor_id) for p, d, _ in self._t.mappings.values()):
-            raise Conflict("This doctor is already assigned to this patient")
+            refusal = NotFound("Patient", patient_id)
+        elif doctor_id not in self._t.doctors:
+            refusal = NotFound("Doctor", doctor_id)
+        elif any((p, d) == (patient_id, doctor_id) for p, d, _ in self._t.mappings.values()):
+            refusal = Conflict("This doctor is already assigned to this patient")
+        if refusal is not None:
+            self._workspace.wrote(None)
+            raise refusal
         mapping_id = self._store.next_id()
         self._t.mappings[mapping_id] = (patient_id, doctor_id, _now())
         self._workspace.wrote(mapping_id)
@@ -391,7 +400,9 @@ class MemoryUnitOfWork:
             self._workspace.final, self._workspace.final_attached = None, False
 
     def commit_with_next_write(self, event: AuditEvent) -> None:
-        self._workspace.final, self._workspace.final_attached = event, False
+        if self._workspace.final_attached:
+            raise RuntimeError("Nothing may be written after a unit's final write")
+        self._workspace.final = event
 
     @property
     def final_event_committed(self) -> bool:

@@ -496,6 +496,7 @@ class SqlAlchemyMappingRepository(_Repository):
                 raise await self._why_not_added(owner_id, patient_id, doctor_id)
             return _mapping(row)
         if not await self._owns(owner_id, patient_id):
+            self._db.refused_final_write()
             raise NotFound("Patient", patient_id)
         now = _now()
         params = {

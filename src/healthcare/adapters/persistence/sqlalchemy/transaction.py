@@ -10,12 +10,14 @@ pool, in autocommit mode, and controls the transaction itself:
   takes a fresh snapshot and a plain SELECT takes no row locks, so a SELECT sees the same
   whether it runs alone or in a transaction that has not yet written anything.
 - The first write begins the transaction; from then on every statement, reads included, is
-  in it, until ``commit`` ends it.
+  in it, until ``commit`` ends it. Except a final write (``commit_with_next_write``) with
+  nothing before it: it and its audit row are one statement (a data-modifying WITH), which
+  commits by itself in autocommit mode, so a create or an update is one round trip.
 - ``write_at_commit`` statements, whose results nobody reads (the audit trail's inserts),
   wait for ``commit`` and go just before COMMIT, so a unit that fails first never sends them.
 - Round trips cost CPU on both ends (about 140 µs of ours each, measured one at a time), so
-  BEGIN travels in one message with the first write, and an audit insert with COMMIT: a
-  create is two round trips instead of four. Those messages use the simple query protocol,
+  in a transaction BEGIN travels in one message with the first write, and an audit insert
+  with COMMIT. Those messages use the simple query protocol,
   which carries several statements; psycopg's client-side binding quotes their values
   (``AsyncClientCursor``), and PostgreSQL stops at the first that fails, so a failed insert
   never reaches its COMMIT. Everything else is bound server-side and prepared.
@@ -220,9 +222,16 @@ class Transaction(Protocol):
         returns a row; ``id_column``, if named, takes the written row's first value.
 
         That write is the unit's last: it may commit the unit at once (PostgreSQL, when
-        nothing else is pending), and nothing may be written after it. A write that returns
-        no row drops ``row``, and the unit goes on.
+        nothing else is pending), and nothing may be written after it (RuntimeError). A
+        write that returns no row, fails, or is undone with its savepoint drops ``row``, and
+        the unit goes on. It must say what it wrote (RETURNING): a SELECT only when it reads
+        a data-modifying WITH (a locking read is not a write).
         """
+        ...
+
+    def refused_final_write(self) -> None:
+        """The next write was refused before it reached the database: drop its row, as a
+        write that fails does."""
         ...
 
     @property
@@ -286,31 +295,39 @@ class EngineTransaction:
         self, statement: Executable, params: Params | Sequence[Params] | None = None
     ) -> Rows:
         final = self._final
-        if (
-            final is not None
-            and not final.attached
-            and (params is None or isinstance(params, Mapping))
-        ):
-            # The final write: its row goes in just before COMMIT, at ``commit``.
-            result = await self._finished((await self._connected()).execute(statement, params))
-            rows = _Rows(list(result.all()) if result.returns_rows else [])
-            written = rows.first()
+        _refuse_after_final(final)
+        if final is not None and (params is None or isinstance(params, Mapping)):
+            # The final write, with its row right after it in the same transaction.
+            try:
+                result = await self._finished((await self._connected()).execute(statement, params))
+                rows = _Rows(list(result.all()) if result.returns_rows else [])
+                written = rows.first()
+                if written is not None:
+                    await self.write_at_commit(
+                        _insert_into(final.table), [final.with_written_id(written)]
+                    )
+            except BaseException:
+                self._final = None  # a failed write keeps no event
+                raise
             if written is None:
                 self._final = None
             else:
                 final.attached = True
-                await self.write_at_commit(
-                    _insert_into(final.table), [final.with_written_id(written)]
-                )
             return rows
         return await self._finished((await self._connected()).execute(statement, params))
 
     async def write_at_commit(self, statement: Executable, params: Sequence[Params]) -> None:
+        _refuse_after_final(self._final)
         if params:
             await self._finished((await self._connected()).execute(statement, params))
 
     def commit_with_next_write(self, table: Table, row: Params, id_column: str | None) -> None:
+        _refuse_after_final(self._final)
         self._final = _FinalRow(table, row, id_column)
+
+    def refused_final_write(self) -> None:
+        if self._final is not None and not self._final.attached:
+            self._final = None
 
     @property
     def final_row_committed(self) -> bool:
@@ -323,10 +340,12 @@ class EngineTransaction:
     async def savepoint(self) -> AsyncIterator[None]:
         nested = (await self._connected()).begin_nested()
         await self._finished(nested.start())
+        attached_before = self._final is not None and self._final.attached
         try:
             yield
         except BaseException:
             await self._finished(nested.rollback())
+            self._final = _dropped_if_undone(self._final, attached_before)
             raise
         await self._finished(nested.commit())
 
@@ -435,6 +454,19 @@ class _FinalRow:
 _ROW_PREFIX = "recorded_"
 
 
+def _refuse_after_final(final: _FinalRow | None) -> None:
+    if final is not None and final.attached:
+        raise RuntimeError("Nothing may be written after a unit's final write")
+
+
+def _dropped_if_undone(final: _FinalRow | None, attached_before: bool) -> _FinalRow | None:
+    """What is left of ``final`` once a savepoint is rolled back: nothing, if its row went
+    in inside that savepoint (with its write, both undone)."""
+    if final is not None and final.attached and not attached_before:
+        return None
+    return final
+
+
 @functools.lru_cache(maxsize=_COMPILED_MAX)
 def _with_row(
     statement: Executable,
@@ -490,7 +522,8 @@ class DriverTransaction:
 
     def _writable(self) -> None:
         if self._ended:
-            raise RuntimeError("The unit's final write has committed it; nothing may follow")
+            raise RuntimeError("Nothing may be written after a unit's final write (committed)")
+        _refuse_after_final(self._final)
 
     @property
     def dialect_name(self) -> str:
@@ -555,7 +588,11 @@ class DriverTransaction:
         for name in columns:
             values[_ROW_PREFIX + name] = final.row[name]
         alone = not self._deferred and driver.info.transaction_status == TransactionStatus.IDLE
-        rows = await self._run(driver, compiled, values, begin=not alone)
+        try:
+            rows = await self._run(driver, compiled, values, begin=not alone)
+        except BaseException:
+            self._final = None  # a failed write keeps no event
+            raise
         if rows.first() is None:
             self._final = None  # nothing written, so nothing recorded: the unit goes on
         elif alone:
@@ -567,6 +604,10 @@ class DriverTransaction:
     def commit_with_next_write(self, table: Table, row: Params, id_column: str | None) -> None:
         self._writable()
         self._final = _FinalRow(table, row, id_column)
+
+    def refused_final_write(self) -> None:
+        if self._final is not None and not self._final.attached:
+            self._final = None
 
     @property
     def final_row_committed(self) -> bool:
@@ -595,10 +636,12 @@ class DriverTransaction:
         await self._begin(driver)
         name = next(_savepoint_names)
         await self._command(driver, f"SAVEPOINT {name}")
+        attached_before = self._final is not None and self._final.attached
         try:
             yield
         except BaseException:
             await self._command(driver, f"ROLLBACK TO SAVEPOINT {name}")
+            self._final = _dropped_if_undone(self._final, attached_before)
             raise
         await self._command(driver, f"RELEASE SAVEPOINT {name}")
 
