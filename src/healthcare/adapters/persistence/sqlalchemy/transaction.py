@@ -248,7 +248,30 @@ class Transaction(Protocol):
         ...
 
 
-class EngineTransaction:
+class _FinalRowState:
+    """What both transactions keep for ``commit_with_next_write``: its row, once armed."""
+
+    __slots__ = ("_final",)
+    _final: _FinalRow | None
+
+    def refused_final_write(self) -> None:
+        if self._final is not None and not self._final.attached:
+            self._final = None
+
+    @property
+    def final_row_committed(self) -> bool:
+        return self._final is not None and self._final.committed
+
+    def _final_kept_by_commit(self) -> None:
+        if self._final is not None:
+            self._final.committed = self._final.attached
+
+    def _final_dropped_by_rollback(self) -> None:
+        if self._final is not None and not self._final.committed:
+            self._final = None
+
+
+class EngineTransaction(_FinalRowState):
     """SQLAlchemy's connection and transaction, checked out at the first statement.
 
     Every call to the connection runs to its end even when the unit's task is cancelled
@@ -257,7 +280,7 @@ class EngineTransaction:
     it, so every later writer waits out its busy timeout and fails.
     """
 
-    __slots__ = ("_connection", "_engine", "_final")
+    __slots__ = ("_connection", "_engine")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -325,14 +348,6 @@ class EngineTransaction:
         _refuse_after_final(self._final)
         self._final = _FinalRow(table, row, id_column)
 
-    def refused_final_write(self) -> None:
-        if self._final is not None and not self._final.attached:
-            self._final = None
-
-    @property
-    def final_row_committed(self) -> bool:
-        return self._final is not None and self._final.committed
-
     async def append_at_commit(self, table: Table, rows: Sequence[Params]) -> None:
         await self.write_at_commit(_insert_into(table), rows)
 
@@ -352,12 +367,10 @@ class EngineTransaction:
     async def commit(self) -> None:
         if self._connection is not None:
             await self._finished(self._connection.commit())
-            if self._final is not None:
-                self._final.committed = self._final.attached
+            self._final_kept_by_commit()
 
     async def rollback(self) -> None:
-        if self._final is not None and not self._final.committed:
-            self._final = None
+        self._final_dropped_by_rollback()
         if self._connection is not None:
             await self._finished(self._connection.rollback())
 
@@ -505,10 +518,10 @@ def _with_row(
     return select(*written.c).add_cte(recorded.cte("recorded"))
 
 
-class DriverTransaction:
+class DriverTransaction(_FinalRowState):
     """A unit of work on one of psycopg's pooled connections (see the module's docstring)."""
 
-    __slots__ = ("_deferred", "_dialect", "_driver", "_ended", "_final", "_pool", "_source")
+    __slots__ = ("_deferred", "_dialect", "_driver", "_ended", "_pool", "_source")
 
     def __init__(self, pool: DriverPool, dialect: Dialect) -> None:
         self._pool = pool
@@ -555,12 +568,8 @@ class DriverTransaction:
     ) -> Rows:
         self._writable()
         driver = await self._connected()
-        final = self._final
-        if (
-            final is not None
-            and not final.attached
-            and (params is None or isinstance(params, Mapping))
-        ):
+        final = self._final  # (not yet attached: _writable refuses that)
+        if final is not None and (params is None or isinstance(params, Mapping)):
             return await self._final_write(driver, final, statement, params or {})
         if params is None or isinstance(params, Mapping):
             compiled = self._compiled(statement, tuple(params or ()))
@@ -580,14 +589,15 @@ class DriverTransaction:
         """``statement`` with ``final``'s row in one statement. Outside a transaction, with
         nothing else waiting for the commit, that statement commits the unit by itself: a
         create or an update with its audit event is one round trip."""
-        keys = tuple(params)
-        columns = tuple(name for name in final.row if name != final.id_column)
-        combined = _with_row(statement, keys, final.table, tuple(final.row), final.id_column)
+        combined = _with_row(
+            statement, tuple(params), final.table, tuple(final.row), final.id_column
+        )
         compiled = self._compiled(combined)
         values = dict(params)
-        for name in columns:
-            values[_ROW_PREFIX + name] = final.row[name]
-        alone = not self._deferred and driver.info.transaction_status == TransactionStatus.IDLE
+        for name, value in final.row.items():
+            if name != final.id_column:
+                values[_ROW_PREFIX + name] = value
+        alone = not self._deferred and driver.info.transaction_status == IDLE
         try:
             rows = await self._run(driver, compiled, values, begin=not alone)
         except BaseException:
@@ -604,14 +614,6 @@ class DriverTransaction:
     def commit_with_next_write(self, table: Table, row: Params, id_column: str | None) -> None:
         self._writable()
         self._final = _FinalRow(table, row, id_column)
-
-    def refused_final_write(self) -> None:
-        if self._final is not None and not self._final.attached:
-            self._final = None
-
-    @property
-    def final_row_committed(self) -> bool:
-        return self._final is not None and self._final.committed
 
     async def write_at_commit(self, statement: Executable, params: Sequence[Params]) -> None:
         self._writable()
@@ -652,13 +654,11 @@ class DriverTransaction:
         # committed itself.)
         if deferred or (driver is not None and driver.info.transaction_status != IDLE):
             await self._run_many(await self._connected(), deferred, commit=True)
-            if self._final is not None:
-                self._final.committed = self._final.attached
+            self._final_kept_by_commit()
 
     async def rollback(self) -> None:
         self._deferred = []
-        if self._final is not None and not self._final.committed:
-            self._final = None
+        self._final_dropped_by_rollback()
         if self._driver is not None:
             try:
                 await self._driver.rollback()
