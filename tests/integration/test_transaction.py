@@ -348,3 +348,32 @@ async def test_a_lone_appended_row_reuses_its_compiled_statement(database: Datab
         assert len(transaction._COMPILED) == compiled
     finally:
         await db.close()
+
+
+async def test_prepared_statements_are_planned_once_not_per_execution(
+    database: Database,
+) -> None:
+    # A page of an owner's rows: left to choose, PostgreSQL may plan it anew on every
+    # execution (see pool.py); the pool's sessions keep the one generic plan.
+    page = (
+        select(audit_event.c.id)
+        .where(audit_event.c.user_id == bindparam("owner"))
+        .order_by(audit_event.c.id)
+        .limit(bindparam("limit"))
+    )
+    db = driver(database)
+    try:
+        for owner in range(12):
+            await db.read(page, {"owner": owner, "limit": 20})
+        generic, custom = (
+            await db.read(
+                text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT audit_event.id %'"
+                )
+            )
+        ).one()
+    finally:
+        await db.close()
+    assert custom == 0
+    assert generic >= 6
