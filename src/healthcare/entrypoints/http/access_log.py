@@ -1,28 +1,137 @@
-"""One log line per HTTP request, matched route or not."""
+"""One log line per HTTP request, matched route or not, written off the event loop.
+
+The request path only notes what happened (a tuple); a thread of its own turns the notes into
+log records every ``interval`` seconds. Formatted one at a time between requests, a line cost
+the event loop about 60-80 µs of CPU in `make bench` (the logging code runs cold there);
+formatted in batches on the writer thread, about 20 µs in all. Each line keeps the time its
+request finished. What is pending is written when the app shuts down (the ASGI lifespan) and
+at interpreter exit; a hard kill can lose the last ``interval`` of lines.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 import time
-from typing import Any
+from collections import deque
+from typing import Any, NamedTuple, cast
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from healthcare.entrypoints.http.headers import request_id
 
 log = logging.getLogger("healthcare.access")
 
 
+class AccessLine(NamedTuple):
+    at: float  # time.time() when the response was done
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    user_id: int | None
+    request_id: str
+
+
+class AccessLogWriter:
+    """Lines pending for the log, handed to ``logging`` by a daemon thread.
+
+    At most ``capacity`` lines wait (should the log's stream block, the service goes on and
+    the excess is counted, then reported in one warning).
+    """
+
+    def __init__(self, interval: float = 0.1, capacity: int = 100_000) -> None:
+        self._interval = interval
+        self._capacity = capacity
+        self._pending: deque[AccessLine] = deque()
+        self._dropped = 0
+        self._writing = threading.Lock()  # one flush at a time, so lines keep their order
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        # A forked worker has no writer thread (threads do not survive a fork): start anew.
+        os.register_at_fork(after_in_child=self._forget_thread)
+        atexit.register(self.close)
+
+    def add(self, line: AccessLine) -> None:
+        if len(self._pending) >= self._capacity:
+            self._dropped += 1
+            return
+        self._pending.append(line)
+        if self._thread is None:
+            self._start()
+
+    def flush(self) -> None:
+        """Write every pending line now, in the caller's thread."""
+        with self._writing:
+            enabled = log.isEnabledFor(logging.INFO)
+            while self._pending:
+                line = self._pending.popleft()
+                if enabled:
+                    _emit(line)
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                log.warning("%d access log lines dropped: the log could not keep up", dropped)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+    def _start(self) -> None:
+        with self._writing:
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def _forget_thread(self) -> None:
+        self._thread = None
+        self._writing = threading.Lock()
+
+
+def _emit(line: AccessLine) -> None:
+    record = log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        0,
+        "request",
+        (),
+        None,
+        extra={
+            "method": line.method,
+            "path": line.path,
+            "status": line.status,
+            "duration_ms": line.duration_ms,
+            "user_id": line.user_id,
+            "request_id": line.request_id,
+        },
+    )
+    record.created = line.at
+    record.msecs = (line.at - int(line.at)) * 1000
+    log.handle(record)
+
+
 class AccessLog:
     """ASGI wrapper: method, path template (never the raw path with ids), status, duration,
     user id and request id. No bodies, headers or query strings, so no secrets."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, writer: AccessLogWriter | None = None) -> None:
         self.app = app
+        self.writer = writer or AccessLogWriter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        kind: str = scope["type"]  # (Litestar's Scope type leaves the lifespan out)
+        if kind == "lifespan":
+            await self.app(scope, receive, self._flushing_at_shutdown(send))
+            return
+        if kind != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -38,14 +147,22 @@ class AccessLog:
             await self.app(scope, receive, watch)
         finally:
             state: dict[str, Any] = scope.get("state", {})
-            log.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": scope.get("path_template") or "(unmatched)",
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "user_id": state.get("user_id"),
-                    "request_id": request_id(scope),
-                },
+            self.writer.add(
+                AccessLine(
+                    time.time(),
+                    cast("HTTPScope", scope)["method"],
+                    scope.get("path_template") or "(unmatched)",
+                    status,
+                    round((time.perf_counter() - started) * 1000, 2),
+                    state.get("user_id"),
+                    request_id(scope),
+                )
             )
+
+    def _flushing_at_shutdown(self, send: Send) -> Send:
+        async def relay(message: Any) -> None:  # a lifespan message, which Message omits
+            if message["type"] == "lifespan.shutdown.complete":
+                self.writer.flush()
+            await send(message)
+
+        return relay
