@@ -7,7 +7,7 @@ paths and response shapes, so one set of wrk scripts and tokens drives both serv
 granian with the same worker count as the API (see bench/run.py).
 
 Configuration (environment): DATABASE_URL (a postgresql:// URL; a ``+psycopg`` driver suffix
-is dropped), SECRET_KEY, ACCESS_TOKEN_MINUTES (15), REFRESH_TOKEN_DAYS (7), DB_POOL_SIZE (20
+is dropped), SECRET_KEY, ACCESS_TOKEN_MINUTES (15), REFRESH_TOKEN_DAYS (7), DB_POOL_SIZE (8
 connections per worker, kept open: the same fixed pool as the API's).
 
 This is a yardstick, not a product: it skips what the benchmark does not exercise.
@@ -36,7 +36,7 @@ ISSUER = "healthcare"
 SECRET = os.environ["SECRET_KEY"]
 ACCESS_SECONDS = int(os.environ.get("ACCESS_TOKEN_MINUTES", "15")) * 60
 REFRESH_SECONDS = int(os.environ.get("REFRESH_TOKEN_DAYS", "7")) * 86400
-POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "20"))
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "8"))
 DATABASE_URL = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
 REQUIRED = ["exp", "iat", "jti", "sub", "token_type", "iss"]
 GENDERS = {"male": "Male", "female": "Female", "other": "Other", "unknown": "Unknown"}
