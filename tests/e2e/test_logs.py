@@ -26,7 +26,8 @@ async def test_access_lines_are_json_without_secrets_or_patient_data(
     notes = f"diagnosis-{unique()}"
     quiet_libraries()  # as configure_logging does; everything else at DEBUG
     caplog.set_level(logging.DEBUG)
-    async with AsyncTestClient(AccessLog(app)) as client:  # type: ignore[type-var]
+    logged = AccessLog(app)
+    async with AsyncTestClient(logged) as client:  # type: ignore[type-var]
         await client.post(
             "/api/auth/register/",
             json={"username": username, "email": f"{username}@x.org", "password": PASSWORD},
@@ -45,6 +46,7 @@ async def test_access_lines_are_json_without_secrets_or_patient_data(
         await client.post("/api/auth/login/", json={"username": username, "password": "wrong pw!"})
         await client.post("/api/auth/token/refresh/", json={"refresh": tokens["refresh"]})
         await client.get("/api/no-such-route")
+    logged.writer.close()  # no writer thread outlives its test
 
     formatter = JsonFormatter()
     lines = [formatter.format(record) for record in caplog.records]
@@ -79,13 +81,17 @@ async def test_access_lines_reach_the_log_while_the_app_runs(
     app: Litestar, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with AsyncTestClient(AccessLog(app, AccessLogWriter(interval=0.02))) as client:  # type: ignore[type-var]
-        await client.get("/health", headers={"X-Request-ID": "soon-1"})
-        for _ in range(100):  # the writer thread's turn comes within its interval
-            if _access_records(caplog):
-                break
-            await asyncio.sleep(0.01)
-        assert [getattr(r, "request_id", None) for r in _access_records(caplog)] == ["soon-1"]
+    writer = AccessLogWriter(interval=0.02)
+    try:
+        async with AsyncTestClient(AccessLog(app, writer)) as client:  # type: ignore[type-var]
+            await client.get("/health", headers={"X-Request-ID": "soon-1"})
+            for _ in range(100):  # the writer thread's turn comes within its interval
+                if _access_records(caplog):
+                    break
+                await asyncio.sleep(0.01)
+            assert [getattr(r, "request_id", None) for r in _access_records(caplog)] == ["soon-1"]
+    finally:
+        writer.close()
 
 
 def test_a_line_keeps_the_time_its_request_finished(caplog: pytest.LogCaptureFixture) -> None:
@@ -93,7 +99,7 @@ def test_a_line_keeps_the_time_its_request_finished(caplog: pytest.LogCaptureFix
     writer = AccessLogWriter(interval=3600)
     finished = time.time() - 5.0
     writer.add(AccessLine(finished, "GET", "/health", 200, 1.5, None, "then"))
-    writer.flush()
+    writer.close()
     (record,) = _access_records(caplog)
     assert record.created == finished
     assert (
@@ -113,7 +119,7 @@ def test_lines_beyond_capacity_are_dropped_and_counted(caplog: pytest.LogCapture
         "3 access log lines dropped: the log could not keep up"
     )
     writer.add(AccessLine(time.time(), "GET", "/health", 200, 1.0, None, "r5"))  # room again
-    writer.flush()
+    writer.close()
     assert getattr(_access_records(caplog)[-1], "request_id", None) == "r5"
 
 
@@ -126,3 +132,4 @@ async def test_pending_lines_are_written_when_the_app_shuts_down(
         await client.get("/health", headers={"X-Request-ID": "last-1"})
         assert _access_records(caplog) == []
     assert [getattr(r, "request_id", None) for r in _access_records(caplog)] == ["last-1"]
+    writer.close()
