@@ -525,14 +525,17 @@ def doctor_rows(doctors: int, users: int) -> Iterator[str]:
         )
 
 
-def mapping_rows(patients: int, doctors: int, per_patient: int) -> Iterator[str]:
+def mapping_rows(patients: int, doctors: int, per_patient: int, users: int) -> Iterator[str]:
     # Patient p is mapped to doctors ((7p + j) % D) + 1 for j < per_patient; the benchmark's
-    # new pairs use j >= per_patient (see create_mapping in scenario.lua).
+    # new pairs use j >= per_patient (see create_mapping in scenario.lua). A mapping names
+    # its patient's owner too.
     mapping_id = 0
     for p in range(1, patients + 1):
+        owner = ((p - 1) % users) + 1
         for j in range(per_patient):
             mapping_id += 1
-            yield f"{mapping_id}\t{p}\t{((p * 7 + j) % doctors) + 1}\t{_ts(p)}\t{_ts(p)}\n"
+            doctor = ((p * 7 + j) % doctors) + 1
+            yield f"{mapping_id}\t{owner}\t{p}\t{doctor}\t{_ts(p)}\t{_ts(p)}\n"
 
 
 USER_COLUMNS = (
@@ -543,7 +546,7 @@ PATIENT_COLUMNS = (
     "id, created_by, name, age, gender, phone, email, address, notes, created_at, updated_at"
 )
 DOCTOR_COLUMNS = "id, created_by, name, specialization, email, phone, created_at, updated_at"
-MAPPING_COLUMNS = "id, patient_id, doctor_id, created_at, updated_at"
+MAPPING_COLUMNS = "id, owner_id, patient_id, doctor_id, created_at, updated_at"
 
 
 def reset_sequences_and_analyze(url: str) -> None:
@@ -576,7 +579,9 @@ def seed(url: str, sizes: Sizes, password_hash: str, *, with_directory: bool = T
                 conn,
                 "patient_doctor",
                 MAPPING_COLUMNS,
-                mapping_rows(sizes.patients, sizes.doctors, sizes.mappings_per_patient),
+                mapping_rows(
+                    sizes.patients, sizes.doctors, sizes.mappings_per_patient, sizes.users
+                ),
             )
         conn.commit()
     reset_sequences_and_analyze(url)
@@ -622,6 +627,7 @@ def prepare_database(
             and counts["user_account"] == sizes.users
         ):
             log(f"reusing database {database_name(url)} (reset to the seeded state)")
+            migrate(url)  # seeded by an older schema, perhaps
             reset_to_seeded(url, sizes)
             return
     log(f"creating database {database_name(url)}")

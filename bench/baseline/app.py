@@ -333,8 +333,8 @@ async def create_mapping(request: Request[Any, Any, Any], data: MappingIn) -> Ma
     async with pool.connection() as conn:
         try:
             cur = await conn.execute(
-                "WITH m AS (INSERT INTO patient_doctor (patient_id, doctor_id, created_at,"
-                " updated_at) SELECT %(p)s, %(d)s, %(now)s, %(now)s"
+                "WITH m AS (INSERT INTO patient_doctor (owner_id, patient_id, doctor_id,"
+                " created_at, updated_at) SELECT %(o)s, %(p)s, %(d)s, %(now)s, %(now)s"
                 f" WHERE EXISTS ({_OWNS})"
                 " ON CONFLICT ON CONSTRAINT uq_patient_doctor_pair DO NOTHING"
                 " RETURNING id, patient_id, doctor_id, created_at, updated_at)"

@@ -13,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect, make_url, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import current, downgrade, upgrade
@@ -20,8 +21,8 @@ from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
 from healthcare.adapters.persistence.sqlalchemy.tables import metadata
 
 FIRST_TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
-TABLES = FIRST_TABLES | {"audit_event", "patient_count"}
-HEAD = "0003"
+TABLES = FIRST_TABLES | {"audit_event", "patient_count", "mapping_count", "doctor_count"}
+HEAD = "0004"
 
 
 @pytest.fixture
@@ -137,3 +138,64 @@ def test_patient_counts_are_backfilled_then_follow_inserts_and_deletes(fresh_url
     # Deleting a user takes their patients and their count with them.
     asyncio.run(_execute(fresh_url, "DELETE FROM user_account WHERE id = 1"))
     assert counts() == [(2, 1), (3, 1)]
+
+
+ADD_DOCTOR = (
+    "INSERT INTO doctor (created_by, name, specialization, created_at, updated_at)"
+    " VALUES (1, 'd', 's', :now, :now)"
+)
+ADD_MAPPING_0003 = (
+    "INSERT INTO patient_doctor (patient_id, doctor_id, created_at, updated_at)"
+    " VALUES (:patient, :doctor, :now, :now)"
+)
+ADD_MAPPING = (
+    "INSERT INTO patient_doctor (owner_id, patient_id, doctor_id, created_at, updated_at)"
+    " VALUES (:owner, :patient, :doctor, :now, :now)"
+)
+
+
+def test_mapping_owners_and_counts_are_backfilled_then_follow_changes(fresh_url: str) -> None:
+    upgrade(fresh_url, "0003")
+    asyncio.run(
+        _execute(
+            fresh_url,
+            *((ADD_USER, {"name": f"u{n}", "now": NOW}) for n in (1, 2, 3)),
+            *((ADD_PATIENT, {"owner": owner, "now": NOW}) for owner in (1, 1, 2)),
+            *((ADD_DOCTOR, {"now": NOW}) for _ in range(2)),
+            *(
+                (ADD_MAPPING_0003, {"patient": patient, "doctor": doctor, "now": NOW})
+                for patient, doctor in ((1, 1), (1, 2), (3, 1))
+            ),
+        )
+    )
+    upgrade(fresh_url)
+
+    def read(sql: str) -> list[tuple[Any, ...]]:
+        (rows,) = asyncio.run(_execute(fresh_url, sql))
+        return [tuple(row) for row in rows]
+
+    def counts() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        return (
+            read("SELECT user_id, mappings FROM mapping_count ORDER BY user_id"),
+            read("SELECT doctors FROM doctor_count"),
+        )
+
+    assert read("SELECT id, owner_id FROM patient_doctor ORDER BY id") == [(1, 1), (2, 1), (3, 2)]
+    assert counts() == ([(1, 2), (2, 1)], [(2,)])
+
+    new_mapping = {"owner": 1, "patient": 2, "doctor": 1, "now": NOW}
+    asyncio.run(_execute(fresh_url, (ADD_MAPPING, new_mapping), (ADD_DOCTOR, {"now": NOW})))
+    assert counts() == ([(1, 3), (2, 1)], [(3,)])
+    # The owner is the patient's: any other is refused by the foreign key on the pair.
+    with pytest.raises(IntegrityError):
+        asyncio.run(_execute(fresh_url, (ADD_MAPPING, {**new_mapping, "owner": 2, "doctor": 2})))
+    # A doctor takes its mappings, of any owner, along; deleting nothing changes nothing.
+    asyncio.run(
+        _execute(fresh_url, "DELETE FROM doctor WHERE id = 1", "DELETE FROM doctor WHERE id = 99")
+    )
+    assert counts() == ([(1, 1), (2, 0)], [(2,)])
+    asyncio.run(_execute(fresh_url, "DELETE FROM patient WHERE id = 1"))
+    assert counts() == ([(1, 0), (2, 0)], [(2,)])
+    # Deleting a user takes their count; their doctors stay in the directory.
+    asyncio.run(_execute(fresh_url, "DELETE FROM user_account WHERE id = 1"))
+    assert counts() == ([(2, 0)], [(2,)])

@@ -4,9 +4,9 @@ Statements are built once at import with bound parameters: SQLAlchemy memoises a
 statement's cache key, so each call skips both building and compiling SQL. Rows are read
 by position, in the order of the ``_*_COLUMNS`` tuples: SQLAlchemy's by-name attribute access
 costs about half a microsecond per field, unpacking a row a few nanoseconds. Every read is one
-query; list queries carry their total in a column, last (an uncorrelated count subquery,
-which the database runs once, from an index where it can; patients read their owner's count
-row).
+query; list queries carry their total in a column, last (an uncorrelated subquery, which
+the database runs once: a count row kept by triggers for an owner's patients, an owner's
+mappings and the directory, and an index count of the few mappings of one patient).
 
 ``update(table)`` without ``.values()`` takes its SET clause from the execution parameters
 whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of it.
@@ -56,7 +56,7 @@ T = TypeVar("T")
 
 u, p, d = tables.user_account, tables.patient, tables.doctor
 m, rs = tables.patient_doctor, tables.refresh_session
-pc = tables.patient_count
+pc, mc, dc = tables.patient_count, tables.mapping_count, tables.doctor_count
 
 USERNAME_TAKEN = "A user with that username already exists"
 EMAIL_TAKEN = "A user with that email already exists"
@@ -67,17 +67,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _counted(statement: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(statement.order_by(None).subquery())
-
-
-def _paged(statement: Select[Any], count: Select[Any] | None = None) -> Select[Any]:
+def _paged(statement: Select[Any], count: Select[Any]) -> Select[Any]:
     """One page of ``statement`` (already ordered), each row carrying the unpaged total.
 
     Not ``count(*) OVER ()``: a window reads every matching row, columns and all, before
     LIMIT applies.
     """
-    total = (count if count is not None else _counted(statement)).scalar_subquery()
+    total = count.scalar_subquery()
     return (
         statement.add_columns(total.label("total"))
         .limit(bindparam("limit"))
@@ -323,8 +319,9 @@ _THE_DOCTOR = d.c.id == bindparam("b_doctor_id")
 _INSERT_DOCTOR = insert(d).returning(*_DOCTOR_COLUMNS)
 _GET_DOCTOR = select(*_DOCTOR_COLUMNS).where(_THE_DOCTOR)
 _DOCTORS = select(*_DOCTOR_COLUMNS).order_by(d.c.id)
-_LIST_DOCTORS = _paged(_DOCTORS)
-_COUNT_DOCTORS = _counted(_DOCTORS)
+# The directory's size from its count row (kept by triggers), not a count of the directory.
+_COUNT_DOCTORS = select(dc.c.doctors)
+_LIST_DOCTORS = _paged(_DOCTORS, _COUNT_DOCTORS)
 _UPDATE_DOCTOR = update(d).where(_THE_DOCTOR).returning(*_DOCTOR_COLUMNS)
 _DELETE_DOCTOR = delete(d).where(_THE_DOCTOR).returning(d.c.id)
 
@@ -384,24 +381,28 @@ _MAPPING_COLUMNS = (
     *_DOCTOR_COLUMNS,
 )
 _WITH_DOCTOR = m.join(d, d.c.id == m.c.doctor_id)
-_WITH_DOCTOR_AND_PATIENT = _WITH_DOCTOR.join(p, p.c.id == m.c.patient_id)
 _INSERT_MAPPING = insert(m).returning(m.c.id)
 _GET_MAPPING = (
     select(*_MAPPING_COLUMNS).select_from(_WITH_DOCTOR).where(m.c.id == bindparam("b_mapping_id"))
 )
+# A mapping's owner_id is its patient's owner (the foreign key on the pair holds it so).
+_OWNED_MAPPINGS = m.c.owner_id == bindparam("b_owner_id")
 _GET_OWNED_MAPPING = (
     select(*_MAPPING_COLUMNS)
-    .select_from(_WITH_DOCTOR_AND_PATIENT)
-    .where(m.c.id == bindparam("b_mapping_id"), p.c.created_by == bindparam("b_owner_id"))
+    .select_from(_WITH_DOCTOR)
+    .where(m.c.id == bindparam("b_mapping_id"), _OWNED_MAPPINGS)
 )
+# A range of the (owner_id, id) index, and the total from the owner's count row: a page
+# costs the same however many mappings the owner, or everyone, has.
 _OWNER_MAPPINGS = (
-    select(*_MAPPING_COLUMNS)
-    .select_from(_WITH_DOCTOR_AND_PATIENT)
-    .where(p.c.created_by == bindparam("b_owner_id"))
-    .order_by(m.c.id)
+    select(*_MAPPING_COLUMNS).select_from(_WITH_DOCTOR).where(_OWNED_MAPPINGS).order_by(m.c.id)
 )
-_LIST_OWNER_MAPPINGS = _paged(_OWNER_MAPPINGS)
-_COUNT_OWNER_MAPPINGS = _counted(_OWNER_MAPPINGS)
+_COUNT_OWNER_MAPPINGS = select(
+    func.coalesce(
+        select(mc.c.mappings).where(mc.c.user_id == bindparam("b_owner_id")).scalar_subquery(), 0
+    )
+)
+_LIST_OWNER_MAPPINGS = _paged(_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS)
 # The patient is the owner's: checked in the same query (PostgreSQL runs an uncorrelated
 # EXISTS once, before the rows).
 _OWNS_PATIENT = exists().where(
@@ -449,8 +450,9 @@ def _key_shared(table: Any, key: str, *more: Any) -> Any:
 _INSERTED_MAPPING = (
     postgresql_insert(m)
     .from_select(
-        ["patient_id", "doctor_id", "created_at", "updated_at"],
+        ["owner_id", "patient_id", "doctor_id", "created_at", "updated_at"],
         select(
+            bindparam("b_owner_id", type_=m.c.owner_id.type),
             bindparam("b_patient_id", type_=m.c.patient_id.type),
             bindparam("b_doctor_id", type_=m.c.doctor_id.type),
             bindparam("b_now", type_=m.c.created_at.type),
@@ -500,6 +502,7 @@ class SqlAlchemyMappingRepository(_Repository):
             raise NotFound("Patient", patient_id)
         now = _now()
         params = {
+            "owner_id": owner_id,
             "patient_id": patient_id,
             "doctor_id": doctor_id,
             "created_at": now,

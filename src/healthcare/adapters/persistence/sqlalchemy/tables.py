@@ -14,7 +14,9 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -49,6 +51,9 @@ REQUEST_ID_MAX = 128
 # reuse. (A future batch migration that recreates a table must pass this in table_kwargs.)
 _NO_ID_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
 
+# The type of the ids: what a column with a ForeignKey to one gets by itself.
+_KEY = BigInteger().with_variant(Integer(), "sqlite")
+
 # advanced-alchemy's shared registry; everything mapped on it must come from a migration.
 metadata: MetaData = BigIntAuditBase.metadata
 
@@ -76,8 +81,9 @@ class UserAccountRow(BigIntAuditBase):
 class PatientRow(BigIntAuditBase):
     __tablename__ = "patient"
     __table_args__ = (
-        # Every patient query filters by owner and orders by id.
-        Index("ix_patient_created_by_id", "created_by", "id"),
+        # Every patient query filters by owner and orders by id. Unique so that a mapping's
+        # foreign key can name the pair (migration 0004).
+        Index("uq_patient_created_by_id", "created_by", "id", unique=True),
         _NO_ID_REUSE,
     )
 
@@ -111,17 +117,27 @@ class DoctorRow(BigIntAuditBase):
 
 
 class PatientDoctorRow(BigIntAuditBase):
+    """A patient's doctor. ``owner_id`` is the patient's owner, copied so that a user's
+    mappings are a range of one index (migration 0004); the foreign key on the pair keeps
+    it the patient's."""
+
     __tablename__ = "patient_doctor"
     __table_args__ = (
         # Also serves lookups by patient (its leading column).
         UniqueConstraint("patient_id", "doctor_id", name="uq_patient_doctor_pair"),
         Index("ix_patient_doctor_doctor_id", "doctor_id"),
+        Index("ix_patient_doctor_owner_id_id", "owner_id", "id"),
+        ForeignKeyConstraint(
+            ["owner_id", "patient_id"],
+            ["patient.created_by", "patient.id"],
+            ondelete="CASCADE",
+            name="fk_patient_doctor_patient",
+        ),
         _NO_ID_REUSE,
     )
 
-    patient_id: Mapped[int] = mapped_column(
-        ForeignKey("patient.id", ondelete="CASCADE", name="fk_patient_doctor_patient_id")
-    )
+    owner_id: Mapped[int] = mapped_column(_KEY)
+    patient_id: Mapped[int] = mapped_column(_KEY)
     doctor_id: Mapped[int] = mapped_column(
         ForeignKey("doctor.id", ondelete="CASCADE", name="fk_patient_doctor_doctor_id")
     )
@@ -158,6 +174,28 @@ class PatientCountRow(DefaultBase):
     patients: Mapped[int] = mapped_column(BigInteger)
 
 
+class MappingCountRow(DefaultBase):
+    """How many mappings each user's patients have, kept by triggers (migration 0004)."""
+
+    __tablename__ = "mapping_count"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_mapping_count_user_id"),
+        primary_key=True,
+    )
+    mappings: Mapped[int] = mapped_column(BigInteger)
+
+
+class DoctorCountRow(DefaultBase):
+    """How many doctors the directory holds: one row, kept by triggers (migration 0004)."""
+
+    __tablename__ = "doctor_count"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_doctor_count_one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    doctors: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditEventRow(BigIntBase):
     """The audit trail. Append-only: triggers (migration 0002) refuse UPDATE and DELETE.
 
@@ -190,10 +228,14 @@ patient_doctor = cast(Table, PatientDoctorRow.__table__)
 refresh_session = cast(Table, RefreshSessionRow.__table__)
 audit_event = cast(Table, AuditEventRow.__table__)
 patient_count = cast(Table, PatientCountRow.__table__)
+mapping_count = cast(Table, MappingCountRow.__table__)
+doctor_count = cast(Table, DoctorCountRow.__table__)
 
 __all__ = [
     "AuditEventRow",
+    "DoctorCountRow",
     "DoctorRow",
+    "MappingCountRow",
     "PatientCountRow",
     "PatientDoctorRow",
     "PatientRow",
@@ -201,6 +243,8 @@ __all__ = [
     "UserAccountRow",
     "audit_event",
     "doctor",
+    "doctor_count",
+    "mapping_count",
     "metadata",
     "patient",
     "patient_count",

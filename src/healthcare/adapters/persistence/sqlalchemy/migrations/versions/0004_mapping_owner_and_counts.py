@@ -1,0 +1,202 @@
+"""A mapping carries its patient's owner; owners' mappings and the directory are counted.
+
+Listing a user's mappings (GET /api/mappings/) joined every mapping to its patient to find
+the owner's, then sorted them: on 200,000 mappings a page took 20 ms, whatever the page,
+and grew with the whole table. With the owner on the mapping, a page is a range of the
+(owner_id, id) index, and its total one row of ``mapping_count``. The doctors' page reads
+its total from ``doctor_count`` instead of counting the directory.
+
+The owner is not free to drift from the patient's: the mapping's foreign key is the pair
+(owner_id, patient_id) against the patient's (created_by, id), which therefore becomes a
+unique index (it was a plain one on the same columns). A patient never changes owner.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-02 00:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# patient_doctor is rebuilt on SQLite; it keeps never reusing ids (see tables.py).
+_NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+# As in 0003: decrements only UPDATE, and PostgreSQL counts once per statement.
+_POSTGRES = (
+    """
+    CREATE FUNCTION mapping_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO mapping_count (user_id, mappings)
+        SELECT owner_id, count(*) FROM added GROUP BY owner_id
+        ON CONFLICT (user_id) DO UPDATE SET mappings = mapping_count.mappings + excluded.mappings;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE FUNCTION mapping_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE mapping_count SET mappings = mappings - gone.n
+        FROM (SELECT owner_id, count(*) AS n FROM removed GROUP BY owner_id) AS gone
+        WHERE mapping_count.user_id = gone.owner_id;
+        RETURN NULL;
+    END
+    $$
+    """,
+    # A statement trigger also fires for a statement that touched no row (a delete of a
+    # missing doctor): the single count row is written, and locked, only for a change.
+    """
+    CREATE FUNCTION doctor_count_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        change bigint;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            SELECT count(*) INTO change FROM added;
+        ELSE
+            SELECT -count(*) INTO change FROM removed;
+        END IF;
+        IF change <> 0 THEN
+            UPDATE doctor_count SET doctors = doctors + change;
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER mapping_count_added AFTER INSERT ON patient_doctor
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION mapping_count_added()
+    """,
+    """
+    CREATE TRIGGER mapping_count_removed AFTER DELETE ON patient_doctor
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION mapping_count_removed()
+    """,
+    """
+    CREATE TRIGGER doctor_count_added AFTER INSERT ON doctor
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION doctor_count_changed()
+    """,
+    """
+    CREATE TRIGGER doctor_count_removed AFTER DELETE ON doctor
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION doctor_count_changed()
+    """,
+)
+_SQLITE = (
+    """
+    CREATE TRIGGER mapping_count_insert AFTER INSERT ON patient_doctor
+    BEGIN
+        INSERT INTO mapping_count (user_id, mappings) VALUES (NEW.owner_id, 1)
+        ON CONFLICT (user_id) DO UPDATE SET mappings = mappings + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER mapping_count_delete AFTER DELETE ON patient_doctor
+    BEGIN
+        UPDATE mapping_count SET mappings = mappings - 1 WHERE user_id = OLD.owner_id;
+    END
+    """,
+    """
+    CREATE TRIGGER doctor_count_insert AFTER INSERT ON doctor
+    BEGIN
+        UPDATE doctor_count SET doctors = doctors + 1;
+    END
+    """,
+    """
+    CREATE TRIGGER doctor_count_delete AFTER DELETE ON doctor
+    BEGIN
+        UPDATE doctor_count SET doctors = doctors - 1;
+    END
+    """,
+)
+_TRIGGERS = {
+    "mapping_count_added": "patient_doctor",
+    "mapping_count_removed": "patient_doctor",
+    "doctor_count_added": "doctor",
+    "doctor_count_removed": "doctor",
+}
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # Nothing may come or go between the backfills and the triggers that follow them.
+        op.execute("LOCK TABLE patient, doctor, patient_doctor IN SHARE ROW EXCLUSIVE MODE")
+
+    # The owner and id of a patient, unique (the id alone is), so a mapping can refer to it.
+    op.create_index("uq_patient_created_by_id", "patient", ["created_by", "id"], unique=True)
+    op.drop_index("ix_patient_created_by_id", table_name="patient")
+
+    op.add_column("patient_doctor", sa.Column("owner_id", ID, nullable=True))
+    op.execute(
+        "UPDATE patient_doctor SET owner_id ="
+        " (SELECT created_by FROM patient WHERE patient.id = patient_doctor.patient_id)"
+    )
+    with op.batch_alter_table("patient_doctor", table_kwargs=_NO_ID_REUSE) as batch:
+        batch.alter_column("owner_id", existing_type=ID, nullable=False)
+        batch.drop_constraint("fk_patient_doctor_patient_id", type_="foreignkey")
+        batch.create_foreign_key(
+            "fk_patient_doctor_patient",
+            "patient",
+            ["owner_id", "patient_id"],
+            ["created_by", "id"],
+            ondelete="CASCADE",
+        )
+        batch.create_index("ix_patient_doctor_owner_id_id", ["owner_id", "id"])
+
+    op.create_table(
+        "mapping_count",
+        sa.Column("user_id", ID, nullable=False),
+        sa.Column("mappings", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["user_account.id"], name="fk_mapping_count_user_id", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name="pk_mapping_count"),
+    )
+    op.execute(
+        "INSERT INTO mapping_count (user_id, mappings)"
+        " SELECT owner_id, count(*) FROM patient_doctor GROUP BY owner_id"
+    )
+    op.create_table(
+        "doctor_count",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("doctors", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("id = 1", name="ck_doctor_count_one_row"),
+        sa.PrimaryKeyConstraint("id", name="pk_doctor_count"),
+    )
+    op.execute("INSERT INTO doctor_count (id, doctors) SELECT 1, count(*) FROM doctor")
+    for statement in _POSTGRES if postgres else _SQLITE:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for trigger, table in _TRIGGERS.items():
+            op.execute(f"DROP TRIGGER {trigger} ON {table}")
+        for function in ("mapping_count_added", "mapping_count_removed", "doctor_count_changed"):
+            op.execute(f"DROP FUNCTION {function}()")
+    else:
+        for trigger in ("mapping_count_insert", "mapping_count_delete"):
+            op.execute(f"DROP TRIGGER {trigger}")
+        for trigger in ("doctor_count_insert", "doctor_count_delete"):
+            op.execute(f"DROP TRIGGER {trigger}")
+    op.drop_table("doctor_count")
+    op.drop_table("mapping_count")
+    with op.batch_alter_table("patient_doctor", table_kwargs=_NO_ID_REUSE) as batch:
+        batch.drop_index("ix_patient_doctor_owner_id_id")
+        batch.drop_constraint("fk_patient_doctor_patient", type_="foreignkey")
+        batch.create_foreign_key(
+            "fk_patient_doctor_patient_id", "patient", ["patient_id"], ["id"], ondelete="CASCADE"
+        )
+        batch.drop_column("owner_id")
+    op.create_index("ix_patient_created_by_id", "patient", ["created_by", "id"])
+    op.drop_index("uq_patient_created_by_id", table_name="patient")
