@@ -164,8 +164,9 @@ def test_mapping_owners_and_counts_are_backfilled_then_follow_changes(fresh_url:
             *((ADD_DOCTOR, {"now": NOW}) for _ in range(2)),
             *(
                 (ADD_MAPPING_0003, {"patient": patient, "doctor": doctor, "now": NOW})
-                for patient, doctor in ((1, 1), (1, 2), (3, 1))
+                for patient, doctor in ((1, 1), (1, 2), (3, 1), (3, 2))
             ),
+            "DELETE FROM patient_doctor WHERE id = 4",
         )
     )
     upgrade(fresh_url)
@@ -186,6 +187,8 @@ def test_mapping_owners_and_counts_are_backfilled_then_follow_changes(fresh_url:
     new_mapping = {"owner": 1, "patient": 2, "doctor": 1, "now": NOW}
     asyncio.run(_execute(fresh_url, (ADD_MAPPING, new_mapping), (ADD_DOCTOR, {"now": NOW})))
     assert counts() == ([(1, 3), (2, 1)], [(3,)])
+    # SQLite rebuilt the table; ids still go on after the deleted 4.
+    assert read("SELECT max(id) FROM patient_doctor") == [(5,)]
     # The owner is the patient's: any other is refused by the foreign key on the pair.
     with pytest.raises(IntegrityError):
         asyncio.run(_execute(fresh_url, (ADD_MAPPING, {**new_mapping, "owner": 2, "doctor": 2})))

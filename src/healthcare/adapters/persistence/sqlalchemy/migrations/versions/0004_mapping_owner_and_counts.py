@@ -136,6 +136,14 @@ def upgrade() -> None:
     op.create_index("uq_patient_created_by_id", "patient", ["created_by", "id"], unique=True)
     op.drop_index("ix_patient_created_by_id", table_name="patient")
 
+    # SQLite rebuilds the table below, and the copy's id sequence would restart at the
+    # highest id left: a mapping deleted from the top would give its id away again.
+    last_id = None
+    if not postgres:
+        last_id = op.get_bind().scalar(
+            sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'patient_doctor'")
+        )
+
     op.add_column("patient_doctor", sa.Column("owner_id", ID, nullable=True))
     op.execute(
         "UPDATE patient_doctor SET owner_id ="
@@ -152,6 +160,8 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
         batch.create_index("ix_patient_doctor_owner_id_id", ["owner_id", "id"])
+    if last_id is not None:
+        _keep_sequence("patient_doctor", last_id)
 
     op.create_table(
         "mapping_count",
@@ -178,8 +188,24 @@ def upgrade() -> None:
         op.execute(statement)
 
 
+def _keep_sequence(table: str, last_id: int) -> None:
+    """SQLite: the rebuilt ``table`` goes on numbering after ``last_id``, as before."""
+    for statement in (
+        "UPDATE sqlite_sequence SET seq = max(seq, :last) WHERE name = :table",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT :table, :last"
+        " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = :table)",
+    ):
+        op.execute(sa.text(statement).bindparams(last=last_id, table=table))
+
+
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    postgres = op.get_bind().dialect.name == "postgresql"
+    last_id = None
+    if not postgres:
+        last_id = op.get_bind().scalar(
+            sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'patient_doctor'")
+        )
+    if postgres:
         for trigger, table in _TRIGGERS.items():
             op.execute(f"DROP TRIGGER {trigger} ON {table}")
         for function in ("mapping_count_added", "mapping_count_removed", "doctor_count_changed"):
@@ -198,5 +224,7 @@ def downgrade() -> None:
             "fk_patient_doctor_patient_id", "patient", ["patient_id"], ["id"], ondelete="CASCADE"
         )
         batch.drop_column("owner_id")
+    if last_id is not None:
+        _keep_sequence("patient_doctor", last_id)
     op.create_index("ix_patient_created_by_id", "patient", ["created_by", "id"])
     op.drop_index("uq_patient_created_by_id", table_name="patient")
