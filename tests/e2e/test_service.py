@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from healthcare.domain.entities import Principal
-from healthcare.entrypoints.container import Container, build_container
+from healthcare.entrypoints.container import Container, build_container, hash_threads_per_worker
 from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.settings import Settings
 from tests.e2e.conftest import PASSWORD, PATIENT, SECRET, assert_problem, create_patient, sign_up
@@ -127,3 +128,20 @@ def test_each_worker_settles_its_garbage_collector_once_the_app_is_built() -> No
         "assert gc.get_threshold() == GC_THRESHOLDS\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("workers", "cores", "threads"), [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 8, 4), (1, 1, 1)]
+)
+def test_server_workers_share_the_cores_for_hashing(workers: int, cores: int, threads: int) -> None:
+    assert hash_threads_per_worker(workers, cores) == threads
+
+
+async def test_the_container_gives_the_hasher_its_workers_share() -> None:
+    settings = Settings(database_url="memory://", secret_key=SECRET, bcrypt_rounds=4, workers=2)
+    hasher = build_container(settings).password_hasher()
+    try:
+        assert hasher._threads == hash_threads_per_worker(2)
+        assert await hasher.verify("a password", await hasher.hash("a password"))
+    finally:
+        hasher.close()

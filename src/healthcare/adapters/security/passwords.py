@@ -1,7 +1,8 @@
 """bcrypt password hashing, on threads of their own at the lowest CPU priority.
 
 bcrypt releases the GIL, so hashes run beside the event loop. They run on a pool of their
-own, one thread per core, whose threads have the lowest scheduling priority (nice 19; on
+own (by default one thread per core; the server gives each worker its share of the cores,
+see the container), whose threads have the lowest scheduling priority (nice 19; on
 Linux a thread's nice value is its own): a hash takes whatever CPU is left, and a storm of
 logins leaves every other request's latency almost as it was, instead of competing for the
 cores on equal terms. With nothing else to do, the hashes still get all of the CPU.
