@@ -81,6 +81,14 @@ def _paged(statement: Select[Any], count: Select[Any]) -> Select[Any]:
     )
 
 
+def _owners_count(counted: Any) -> Select[Any]:
+    """The ``b_owner_id`` user's total from ``counted``, a column of a count row kept by
+    triggers (0 before their first row): a page's total costs one row, however many."""
+    rows = counted.table
+    owners = select(counted).where(rows.c.user_id == bindparam("b_owner_id")).scalar_subquery()
+    return select(func.coalesce(owners, 0))
+
+
 class _Repository:
     def __init__(self, db: Transaction) -> None:
         # db.read for plain SELECTs; db.write for anything that writes or locks.
@@ -239,13 +247,7 @@ _GET_PATIENT = select(*_PATIENT_COLUMNS).where(_OWNED_PATIENT)
 _PATIENTS = (
     select(*_PATIENT_COLUMNS).where(p.c.created_by == bindparam("b_owner_id")).order_by(p.c.id)
 )
-# The total comes from the owner's count row (kept by triggers), so a page costs the same
-# whether the owner has a hundred patients or a million.
-_COUNT_PATIENTS = select(
-    func.coalesce(
-        select(pc.c.patients).where(pc.c.user_id == bindparam("b_owner_id")).scalar_subquery(), 0
-    )
-)
+_COUNT_PATIENTS = _owners_count(pc.c.patients)
 _LIST_PATIENTS = _paged(_PATIENTS, _COUNT_PATIENTS)
 _UPDATE_PATIENT = update(p).where(_OWNED_PATIENT).returning(*_PATIENT_COLUMNS)
 _DELETE_PATIENT = delete(p).where(_OWNED_PATIENT).returning(p.c.id)
@@ -397,11 +399,7 @@ _GET_OWNED_MAPPING = (
 _OWNER_MAPPINGS = (
     select(*_MAPPING_COLUMNS).select_from(_WITH_DOCTOR).where(_OWNED_MAPPINGS).order_by(m.c.id)
 )
-_COUNT_OWNER_MAPPINGS = select(
-    func.coalesce(
-        select(mc.c.mappings).where(mc.c.user_id == bindparam("b_owner_id")).scalar_subquery(), 0
-    )
-)
+_COUNT_OWNER_MAPPINGS = _owners_count(mc.c.mappings)
 _LIST_OWNER_MAPPINGS = _paged(_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS)
 # The patient is the owner's: checked in the same query (PostgreSQL runs an uncorrelated
 # EXISTS once, before the rows).

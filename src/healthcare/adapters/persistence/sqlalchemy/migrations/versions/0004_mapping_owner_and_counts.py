@@ -136,14 +136,7 @@ def upgrade() -> None:
     op.create_index("uq_patient_created_by_id", "patient", ["created_by", "id"], unique=True)
     op.drop_index("ix_patient_created_by_id", table_name="patient")
 
-    # SQLite rebuilds the table below, and the copy's id sequence would restart at the
-    # highest id left: a mapping deleted from the top would give its id away again.
-    last_id = None
-    if not postgres:
-        last_id = op.get_bind().scalar(
-            sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'patient_doctor'")
-        )
-
+    last_id = None if postgres else _sqlite_last_id("patient_doctor")
     op.add_column("patient_doctor", sa.Column("owner_id", ID, nullable=True))
     op.execute(
         "UPDATE patient_doctor SET owner_id ="
@@ -188,6 +181,16 @@ def upgrade() -> None:
         op.execute(statement)
 
 
+def _sqlite_last_id(table: str) -> int | None:
+    """SQLite rebuilds a table to alter it, and the copy's id sequence would restart at the
+    highest id left: a row deleted from the top would give its id away again. This is the
+    sequence to keep (see _keep_sequence)."""
+    last_id: int | None = op.get_bind().scalar(
+        sa.text("SELECT seq FROM sqlite_sequence WHERE name = :table").bindparams(table=table)
+    )
+    return last_id
+
+
 def _keep_sequence(table: str, last_id: int) -> None:
     """SQLite: the rebuilt ``table`` goes on numbering after ``last_id``, as before."""
     for statement in (
@@ -200,20 +203,19 @@ def _keep_sequence(table: str, last_id: int) -> None:
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    last_id = None
-    if not postgres:
-        last_id = op.get_bind().scalar(
-            sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'patient_doctor'")
-        )
+    last_id = None if postgres else _sqlite_last_id("patient_doctor")
     if postgres:
         for trigger, table in _TRIGGERS.items():
             op.execute(f"DROP TRIGGER {trigger} ON {table}")
         for function in ("mapping_count_added", "mapping_count_removed", "doctor_count_changed"):
             op.execute(f"DROP FUNCTION {function}()")
     else:
-        for trigger in ("mapping_count_insert", "mapping_count_delete"):
-            op.execute(f"DROP TRIGGER {trigger}")
-        for trigger in ("doctor_count_insert", "doctor_count_delete"):
+        for trigger in (
+            "mapping_count_insert",
+            "mapping_count_delete",
+            "doctor_count_insert",
+            "doctor_count_delete",
+        ):
             op.execute(f"DROP TRIGGER {trigger}")
     op.drop_table("doctor_count")
     op.drop_table("mapping_count")
