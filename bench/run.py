@@ -595,15 +595,6 @@ def seed(url: str, sizes: Sizes, password_hash: str, *, with_directory: bool = T
     )
 
 
-def grow_patients(url: str, first_id: int, last_id: int, users: int) -> None:
-    started = time.monotonic()
-    with psycopg.connect(url) as conn:
-        _copy(conn, "patient", PATIENT_COLUMNS, patient_rows(first_id, last_id, users))
-        conn.commit()
-    reset_sequences_and_analyze(url)
-    log(f"grew patients to {last_id} in {time.monotonic() - started:.1f}s")
-
-
 def reset_to_seeded(url: str, sizes: Sizes) -> None:
     """--reuse-db: remove what earlier runs wrote, so pairs and ids start clean."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -1441,42 +1432,58 @@ def soak(cfg: Config, load: Load, server: Server) -> dict[str, Any]:
 def scale_check(
     cfg: Config, secret: str, password_hash: str, tokens: dict[int, str]
 ) -> dict[str, Any]:
-    """get_patient and list_patients latency at two table sizes, same users and tokens."""
+    """get_patient and list_patients latency at two table sizes, same users and tokens.
+
+    Each size has a database of its own, and the sizes alternate round by round, as the API
+    and the baseline do, so that the machine's drift over the minutes of the check falls on
+    both sizes alike rather than on whichever was measured later.
+    """
     small, large = cfg.scale_sizes
-    sizes = Sizes(cfg.sizes.users, small, cfg.sizes.doctors)
-    url = with_database(cfg.database_url, database_name(cfg.database_url) + "_scale")
-    prepare_database(cfg, url, sizes, password_hash, with_directory=False)
-    if cfg.reuse_db:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DELETE FROM patient WHERE id > %s", (small,))
-        reset_sequences_and_analyze(url)
-    api = start_api(cfg, url, secret, "api-scale")
-    baseline = start_baseline(cfg, url, secret, "baseline-scale")
+    name = database_name(cfg.database_url)
+    urls = {
+        small: with_database(cfg.database_url, name + "_scale_small"),
+        large: with_database(cfg.database_url, name + "_scale"),
+    }
+    loads: dict[int, Load] = {}
+    for rows, url in urls.items():
+        sizes = Sizes(cfg.sizes.users, rows, cfg.sizes.doctors)
+        prepare_database(cfg, url, sizes, password_hash, with_directory=False)
+        data = CLEANUP.workdir / f"scale-{rows}.lua"
+        write_lua_data(data, sizes, rows, tokens)
+        loads[rows] = Load(cfg, data)
     result: dict[str, Any] = {"sizes": [small, large], "users": cfg.sizes.users, "runs": {}}
-    try:
-        for rows in (small, large):
-            if rows == large:
-                grow_patients(url, small + 1, large, cfg.sizes.users)
-            data = CLEANUP.workdir / f"scale-{rows}.lua"
-            write_lua_data(data, sizes, rows, tokens)
-            load = Load(cfg, data)
-            log(f"scale: {rows} patient rows ({rows // cfg.sizes.users} per user)")
-            for scenario in ("get_patient", "list_patients"):
-                # As many A/B rounds as the scenarios get: one round's p50 at 64
-                # connections moves with the machine's noise by as much as the target.
-                for _ in range(cfg.rounds):
-                    for server in (api, baseline):
+    restarts: list[str] = []
+    log(f"scale: {small} and {large} patient rows, alternating")
+    # As many rounds as the scenarios get: one round's p50 at 64 connections moves with the
+    # machine's noise by as much as the target.
+    for round_number in range(cfg.rounds):
+        # A B, then B A: neither size is always the one measured after a restart of the other.
+        order = [small, large] if round_number % 2 == 0 else [large, small]
+        for rows in order:
+            url = urls[rows]
+            # Servers anew each round: one server process's latency at one connection
+            # differed from another's by 8-12 % on the same data, by where the scheduler
+            # happened to place it; new servers each round let the medians average that.
+            servers = (
+                start_api(cfg, url, secret, f"api-scale-{rows}"),
+                start_baseline(cfg, url, secret, f"baseline-scale-{rows}"),
+            )
+            try:
+                for scenario in ("get_patient", "list_patients"):
+                    for server in servers:
                         for connections in scale_connections(cfg):
+                            load = loads[rows]
                             load.wrk(server, scenario, max(cfg.warmup, 1), connections=connections)
                             run = load.measure(
                                 server, scenario, cfg.duration, connections=connections
                             )
                             key = _scale_key(server.name.split("-")[0], scenario, connections, cfg)
                             result["runs"].setdefault(f"{key}:{rows}", []).append(asdict(run))
-    finally:
-        CLEANUP.stop(api.process)
-        CLEANUP.stop(baseline.process)
-    result["restarts"] = api.restarts + baseline.restarts
+            finally:
+                for server in servers:
+                    CLEANUP.stop(server.process)
+                    restarts += server.restarts
+    result["restarts"] = restarts
     verdicts = {}
     for target in ("api", "baseline"):
         for name in (
@@ -1632,8 +1639,9 @@ def markdown(report: dict[str, Any]) -> str:
         out += [
             "## Data scale",
             "",
-            f"Same {sc['users']} users; {small} then {large} patient rows "
-            f"({small // sc['users']} then {large // sc['users']} per user); medians of "
+            f"Same {sc['users']} users; {small} and {large} patient rows "
+            f"({small // sc['users']} and {large // sc['users']} per user), a database "
+            "each, the sizes alternating round by round; medians of "
             f"{len(next(iter(sc['runs'].values())))} round(s) at each size. `@1`: one "
             f"connection, where a request's latency is its own work; the others at "
             f"{c['connections']} connections, where it is mostly the wait behind the rest "
