@@ -97,6 +97,12 @@ async def _execute(url: str, *statements: str | tuple[str, dict[str, Any]]) -> l
         await engine.dispose()
 
 
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query, as plain tuples."""
+    (rows,) = asyncio.run(_execute(url, sql))
+    return [tuple(row) for row in rows]
+
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ADD_USER = (
     "INSERT INTO user_account (username, username_key, email, email_key, password_hash,"
@@ -120,11 +126,8 @@ def test_patient_counts_are_backfilled_then_follow_inserts_and_deletes(fresh_url
     )
     upgrade(fresh_url)
 
-    def counts() -> list[Any]:
-        (rows,) = asyncio.run(
-            _execute(fresh_url, "SELECT user_id, patients FROM patient_count ORDER BY user_id")
-        )
-        return [tuple(row) for row in rows]
+    def counts() -> list[tuple[Any, ...]]:
+        return _rows(fresh_url, "SELECT user_id, patients FROM patient_count ORDER BY user_id")
 
     assert counts() == [(1, 2), (2, 1)]
     asyncio.run(
@@ -171,24 +174,21 @@ def test_mapping_owners_and_counts_are_backfilled_then_follow_changes(fresh_url:
     )
     upgrade(fresh_url)
 
-    def read(sql: str) -> list[tuple[Any, ...]]:
-        (rows,) = asyncio.run(_execute(fresh_url, sql))
-        return [tuple(row) for row in rows]
-
     def counts() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         return (
-            read("SELECT user_id, mappings FROM mapping_count ORDER BY user_id"),
-            read("SELECT doctors FROM doctor_count"),
+            _rows(fresh_url, "SELECT user_id, mappings FROM mapping_count ORDER BY user_id"),
+            _rows(fresh_url, "SELECT doctors FROM doctor_count"),
         )
 
-    assert read("SELECT id, owner_id FROM patient_doctor ORDER BY id") == [(1, 1), (2, 1), (3, 2)]
+    owners = _rows(fresh_url, "SELECT id, owner_id FROM patient_doctor ORDER BY id")
+    assert owners == [(1, 1), (2, 1), (3, 2)]
     assert counts() == ([(1, 2), (2, 1)], [(2,)])
 
     new_mapping = {"owner": 1, "patient": 2, "doctor": 1, "now": NOW}
     asyncio.run(_execute(fresh_url, (ADD_MAPPING, new_mapping), (ADD_DOCTOR, {"now": NOW})))
     assert counts() == ([(1, 3), (2, 1)], [(3,)])
     # SQLite rebuilt the table; ids still go on after the deleted 4.
-    assert read("SELECT max(id) FROM patient_doctor") == [(5,)]
+    assert _rows(fresh_url, "SELECT max(id) FROM patient_doctor") == [(5,)]
     # The owner is the patient's: any other is refused by the foreign key on the pair.
     with pytest.raises(IntegrityError):
         asyncio.run(_execute(fresh_url, (ADD_MAPPING, {**new_mapping, "owner": 2, "doctor": 2})))

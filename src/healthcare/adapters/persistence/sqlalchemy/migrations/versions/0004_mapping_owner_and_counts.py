@@ -29,8 +29,9 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # patient_doctor is rebuilt on SQLite; it keeps never reusing ids (see tables.py).
 _NO_ID_REUSE = {"sqlite_autoincrement": True}
 
-# As in 0003: decrements only UPDATE, and PostgreSQL counts once per statement.
-_POSTGRES = (
+# PostgreSQL's trigger functions. As in 0003: decrements only UPDATE, and PostgreSQL counts
+# once per statement.
+_POSTGRES_FUNCTION_DEFINITIONS = (
     """
     CREATE FUNCTION mapping_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -70,60 +71,60 @@ _POSTGRES = (
     END
     $$
     """,
-    """
-    CREATE TRIGGER mapping_count_added AFTER INSERT ON patient_doctor
-    REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION mapping_count_added()
-    """,
-    """
-    CREATE TRIGGER mapping_count_removed AFTER DELETE ON patient_doctor
-    REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION mapping_count_removed()
-    """,
-    """
-    CREATE TRIGGER doctor_count_added AFTER INSERT ON doctor
-    REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION doctor_count_changed()
-    """,
-    """
-    CREATE TRIGGER doctor_count_removed AFTER DELETE ON doctor
-    REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION doctor_count_changed()
-    """,
 )
-_SQLITE = (
-    """
-    CREATE TRIGGER mapping_count_insert AFTER INSERT ON patient_doctor
-    BEGIN
-        INSERT INTO mapping_count (user_id, mappings) VALUES (NEW.owner_id, 1)
-        ON CONFLICT (user_id) DO UPDATE SET mappings = mappings + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER mapping_count_delete AFTER DELETE ON patient_doctor
-    BEGIN
-        UPDATE mapping_count SET mappings = mappings - 1 WHERE user_id = OLD.owner_id;
-    END
-    """,
-    """
-    CREATE TRIGGER doctor_count_insert AFTER INSERT ON doctor
-    BEGIN
-        UPDATE doctor_count SET doctors = doctors + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER doctor_count_delete AFTER DELETE ON doctor
-    BEGIN
-        UPDATE doctor_count SET doctors = doctors - 1;
-    END
-    """,
+# PostgreSQL's statement triggers: name, table, event, function. An insert's rows are the
+# transition table ``added``, a delete's ``removed``.
+_POSTGRES_TRIGGERS = (
+    ("mapping_count_added", "patient_doctor", "INSERT", "mapping_count_added"),
+    ("mapping_count_removed", "patient_doctor", "DELETE", "mapping_count_removed"),
+    ("doctor_count_added", "doctor", "INSERT", "doctor_count_changed"),
+    ("doctor_count_removed", "doctor", "DELETE", "doctor_count_changed"),
 )
-_TRIGGERS = {
-    "mapping_count_added": "patient_doctor",
-    "mapping_count_removed": "patient_doctor",
-    "doctor_count_added": "doctor",
-    "doctor_count_removed": "doctor",
-}
+_POSTGRES_FUNCTIONS = ("mapping_count_added", "mapping_count_removed", "doctor_count_changed")
+# SQLite's row triggers: name, table, event, body.
+_SQLITE_TRIGGERS = (
+    (
+        "mapping_count_insert",
+        "patient_doctor",
+        "INSERT",
+        "INSERT INTO mapping_count (user_id, mappings) VALUES (NEW.owner_id, 1)"
+        " ON CONFLICT (user_id) DO UPDATE SET mappings = mappings + 1",
+    ),
+    (
+        "mapping_count_delete",
+        "patient_doctor",
+        "DELETE",
+        "UPDATE mapping_count SET mappings = mappings - 1 WHERE user_id = OLD.owner_id",
+    ),
+    ("doctor_count_insert", "doctor", "INSERT", "UPDATE doctor_count SET doctors = doctors + 1"),
+    ("doctor_count_delete", "doctor", "DELETE", "UPDATE doctor_count SET doctors = doctors - 1"),
+)
+
+
+def _create_triggers(postgres: bool) -> None:
+    if postgres:
+        for statement in _POSTGRES_FUNCTION_DEFINITIONS:
+            op.execute(statement)
+        for name, table, event, function in _POSTGRES_TRIGGERS:
+            rows = "NEW TABLE AS added" if event == "INSERT" else "OLD TABLE AS removed"
+            op.execute(
+                f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {rows}"
+                f" FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+            )
+    else:
+        for name, table, event, body in _SQLITE_TRIGGERS:
+            op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN {body}; END")
+
+
+def _drop_triggers(postgres: bool) -> None:
+    if postgres:
+        for name, table, _, _ in _POSTGRES_TRIGGERS:
+            op.execute(f"DROP TRIGGER {name} ON {table}")
+        for function in _POSTGRES_FUNCTIONS:
+            op.execute(f"DROP FUNCTION {function}()")
+    else:
+        for name, *_ in _SQLITE_TRIGGERS:
+            op.execute(f"DROP TRIGGER {name}")
 
 
 def upgrade() -> None:
@@ -177,8 +178,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_doctor_count"),
     )
     op.execute("INSERT INTO doctor_count (id, doctors) SELECT 1, count(*) FROM doctor")
-    for statement in _POSTGRES if postgres else _SQLITE:
-        op.execute(statement)
+    _create_triggers(postgres)
 
 
 def _sqlite_last_id(table: str) -> int | None:
@@ -204,19 +204,7 @@ def _keep_sequence(table: str, last_id: int) -> None:
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     last_id = None if postgres else _sqlite_last_id("patient_doctor")
-    if postgres:
-        for trigger, table in _TRIGGERS.items():
-            op.execute(f"DROP TRIGGER {trigger} ON {table}")
-        for function in ("mapping_count_added", "mapping_count_removed", "doctor_count_changed"):
-            op.execute(f"DROP FUNCTION {function}()")
-    else:
-        for trigger in (
-            "mapping_count_insert",
-            "mapping_count_delete",
-            "doctor_count_insert",
-            "doctor_count_delete",
-        ):
-            op.execute(f"DROP TRIGGER {trigger}")
+    _drop_triggers(postgres)
     op.drop_table("doctor_count")
     op.drop_table("mapping_count")
     with op.batch_alter_table("patient_doctor", table_kwargs=_NO_ID_REUSE) as batch:
