@@ -735,6 +735,9 @@ def server_env(cfg: Config, url: str, port: int, secret: str) -> dict[str, str]:
         # and registration (60 a minute by default) would make the refresh scenario a test
         # of the limiter. The limiter still runs on every request; it just never says no.
         AUTH_REQUESTS_PER_MINUTE="1000000000",
+        # The refresh scenario measures rotation (a new refresh token signed and stored per
+        # request), as the baseline does: the dearer of the two modes.
+        REFRESH_TOKEN_ROTATION="on",
     )
     return env
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -46,6 +47,14 @@ def app(container: Container) -> Litestar:
 @pytest.fixture(scope="session")
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+async def rotating_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app with REFRESH_TOKEN_ROTATION on, on the same database as ``client``."""
+    rotating = dataclasses.replace(settings, refresh_token_rotation=True)
+    async with AsyncTestClient(create_app(build_container(rotating))) as test_client:
         yield test_client
 
 

@@ -143,7 +143,11 @@ async def test_wrong_password_and_unknown_user_get_the_same_401(client: Client) 
 
 
 @pytest.mark.parametrize("path", ["/api/auth/token/refresh/", "/api/token/refresh/"])
-async def test_refresh_rotates_and_reuse_revokes_the_chain(client: Client, path: str) -> None:
+async def test_refresh_rotates_and_reuse_revokes_the_chain(
+    rotating_client: Client, path: str
+) -> None:
+    """With REFRESH_TOKEN_ROTATION on (tests/e2e/test_drf_clients.py has the default)."""
+    client = rotating_client
     account = await sign_up(client)
     first = await client.post(path, json={"refresh": account.refresh})
     assert first.status_code == 200, first.text

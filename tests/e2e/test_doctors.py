@@ -74,8 +74,8 @@ async def test_unknown_doctor_is_404(client: Client, alice: Account) -> None:
         ({"specialization": ""}, "specialization"),
         ({"specialization": "x" * 256}, "specialization"),
         ({"email": "bad"}, "email"),
-        ({"id": 1}, "id"),
-        ({"created_by": 2}, "created_by"),
+        ({"specialisation": "Oncology"}, "specialisation"),
+        ({"owner": 2}, "owner"),
     ],
 )
 async def test_bad_doctor_input_is_400(

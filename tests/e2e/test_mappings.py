@@ -130,7 +130,7 @@ async def test_bad_mapping_input_is_400(client: Client, alice: Account) -> None:
         ({"patient": "a", "doctor": 1}, "patient"),
         ({"patient": 0, "doctor": 1}, "patient"),
         ({"patient": 1, "doctor": 10**20}, "doctor"),
-        ({"patient": 1, "doctor": 1, "id": 3}, "id"),
+        ({"patient": 1, "doctor": 1, "note": "x"}, "note"),
     ):
         assert_problem(
             await client.post("/api/mappings/", json=body, headers=alice.headers), 400, field

@@ -81,8 +81,8 @@ async def test_another_users_patient_does_not_exist(
         ({"gender": None}, "gender"),
         ({"email": "nope"}, "email"),
         ({"phone": "1" * 33}, "phone"),
-        ({"id": 5}, "id"),
-        ({"created_by": 1}, "created_by"),
+        ({"nmae": "Ada"}, "nmae"),  # a typo is refused, never dropped
+        ({"owner": 1}, "owner"),
     ],
 )
 async def test_bad_patient_input_is_400_and_changes_nothing(

@@ -129,6 +129,7 @@ class Core:
             uow(), self.hasher, self.tokens, self.clock, throttle=self.throttle, auditor=audit
         )
         self.refresh = RefreshTokens(uow(), self.tokens, self.clock, audit)
+        self.rotating_refresh = RefreshTokens(uow(), self.tokens, self.clock, audit, rotate=True)
         self.logout = Logout(uow(), self.tokens, self.clock, audit)
         self.current_user = GetCurrentUser(uow())
         self.change_password = ChangePassword(uow(), self.hasher, self.clock, audit)

@@ -167,11 +167,11 @@ class TestSignInEvents:
             await core.login(user.username, "not the password", HERE)
         with pytest.raises(AuthenticationFailed):
             await core.login("nobody-by-that-name", "whatever it is", HERE)
-        second = await core.refresh(pair.refresh, HERE)
+        second = await core.rotating_refresh(pair.refresh, HERE)
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(pair.refresh, HERE)  # spent: the chain is revoked
+            await core.rotating_refresh(pair.refresh, HERE)  # spent: the chain is revoked
         with pytest.raises(AuthenticationFailed):
-            await core.refresh("not.a.token", HERE)
+            await core.rotating_refresh("not.a.token", HERE)
         fresh = await core.login(user.username, password, HERE)
         await core.logout(from_here(user.principal()), fresh.refresh)
 
@@ -188,7 +188,20 @@ class TestSignInEvents:
             (A.LOGIN, AuditOutcome.SUCCESS, me, USER, me),
             (A.LOGOUT, AuditOutcome.SUCCESS, me, USER, me),
         ]
+        assert second.refresh is not None
         assert second.refresh not in str(core.audit_events())
+
+    async def test_a_refresh_that_keeps_its_token_is_recorded_each_time(self, core: Core) -> None:
+        user, password = await core.sign_up()
+        pair = await core.login(user.username, password, HERE)
+        await core.refresh(pair.refresh, HERE)
+        await core.refresh(pair.refresh, HERE)
+
+        me = user.id
+        assert summary(core.audit_events()[-2:]) == [
+            (A.REFRESH, AuditOutcome.SUCCESS, me, USER, me),
+            (A.REFRESH, AuditOutcome.SUCCESS, me, USER, me),
+        ]
 
     async def test_account_changes_are_recorded(self, core: Core, admin: Principal) -> None:
         user, password = await core.sign_up()

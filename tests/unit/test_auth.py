@@ -10,6 +10,7 @@ import pytest
 from healthcare.application.auth import (
     BAD_CREDENTIALS,
     BAD_REFRESH_TOKEN,
+    Refreshed,
     TokenPair,
 )
 from healthcare.domain.entities import Principal
@@ -109,6 +110,36 @@ class TestRegisterUser:
 
         assert [e.message for e in caught.value.errors] == ["must be at most 72 bytes in UTF-8"]
         assert core.users() == []
+
+    async def test_without_a_username_the_email_is_the_username(self, core: Core) -> None:
+        user = await core.register(None, "Alice@Example.com", "wonderland-42")
+
+        assert (user.username, user.email) == ("Alice@Example.com", "Alice@Example.com")
+        assert await core.login("alice@example.com", "wonderland-42")
+
+    async def test_an_email_taken_as_a_username_is_still_a_conflict(self, core: Core) -> None:
+        await core.register("taken@example.com", "first@example.com", "wonderland-42")
+
+        with pytest.raises(Conflict) as caught:
+            await core.register(None, "taken@example.com", "wonderland-43")
+
+        assert caught.value.field == "username"
+        assert len(core.users()) == 1
+
+    async def test_an_email_that_cannot_be_a_username_asks_for_one(self, core: Core) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            await core.register(None, "o'brien@example.com", "wonderland-42")
+
+        assert [(e.field, e.message) for e in caught.value.errors] == [
+            ("username", "is required: this email cannot serve as a username")
+        ]
+        assert core.users() == []
+
+    async def test_without_a_username_the_password_may_not_be_the_email(self, core: Core) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            await core.register(None, "alice@example.com", "ALICE@example.com")
+
+        assert [e.message for e in caught.value.errors] == ["must not be the same as the username"]
 
 
 class TestLogin:
@@ -260,11 +291,48 @@ class TestRefreshTokens:
         user, password = await core.sign_up()
         return user.principal(), await core.login(user.username, password)
 
+    async def test_without_rotation_the_token_is_kept_and_nothing_new_is_issued(
+        self, core: Core
+    ) -> None:
+        principal, pair = await self.logged_in(core)
+        session_before = core.session_of(pair.refresh)
+
+        for _ in range(3):  # as a seed client does: the same refresh token every time
+            refreshed = await core.refresh(pair.refresh)
+            assert refreshed.refresh is None
+            assert core.tokens.read_access(refreshed.access) == principal
+            assert refreshed.expires_in == 15 * 60
+
+        assert core.session_of(pair.refresh) == session_before
+
+    async def test_without_rotation_racing_refreshes_both_succeed(self, core: Core) -> None:
+        _, pair = await self.logged_in(core)
+
+        results = await asyncio.gather(core.refresh(pair.refresh), core.refresh(pair.refresh))
+
+        assert all(r.refresh is None for r in results)
+        assert not core.session_of(pair.refresh).is_revoked
+
+    async def test_without_rotation_a_password_change_or_deactivation_revokes(
+        self, core: Core
+    ) -> None:
+        user, password = await core.sign_up()
+        pair = await core.login(user.username, password)
+        await core.change_password(user.principal(), password, "a whole new passphrase")
+        with pytest.raises(AuthenticationFailed):
+            await core.refresh(pair.refresh)
+
+        pair = await core.login(user.username, "a whole new passphrase")
+        core.deactivate(core.store.tables.users[user.id])
+        with pytest.raises(AuthenticationFailed):
+            await core.refresh(pair.refresh)
+
     async def test_rotation_returns_a_new_pair(self, core: Core) -> None:
         principal, first = await self.logged_in(core)
 
-        second = await core.refresh(first.refresh)
+        second = await core.rotating_refresh(first.refresh)
 
+        assert second.refresh is not None
         assert second.refresh != first.refresh
         assert core.tokens.read_access(second.access) == principal
         new_claims = core.tokens.read_refresh(second.refresh)
@@ -277,48 +345,55 @@ class TestRefreshTokens:
     async def test_chain_of_rotations(self, core: Core) -> None:
         principal, pair = await self.logged_in(core)
 
+        token = pair.refresh
         for _ in range(3):
-            pair = await core.refresh(pair.refresh)
+            refreshed = await core.rotating_refresh(token)
+            assert refreshed.refresh is not None
+            token = refreshed.refresh
 
-        assert core.tokens.read_access(pair.access) == principal
+        assert core.tokens.read_access(refreshed.access) == principal
 
     async def test_reusing_a_spent_token_revokes_the_chain(self, core: Core) -> None:
         _, first = await self.logged_in(core)
-        second = await core.refresh(first.refresh)
+        second = await core.rotating_refresh(first.refresh)
 
         with pytest.raises(AuthenticationFailed) as reuse:
-            await core.refresh(first.refresh)
+            await core.rotating_refresh(first.refresh)
         assert reuse.value.message == BAD_REFRESH_TOKEN
         assert core.session_of(first.refresh).revoked_at == core.clock.now()
 
+        assert second.refresh is not None
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(second.refresh)  # the legitimate holder is cut off too
+            await core.rotating_refresh(second.refresh)  # the legitimate holder is cut off too
 
     async def test_reuse_does_not_touch_other_logins(self, core: Core) -> None:
         user, password = await core.sign_up()
         stolen = await core.login(user.username, password)
         other_device = await core.login(user.username, password)
-        await core.refresh(stolen.refresh)
+        await core.rotating_refresh(stolen.refresh)
 
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(stolen.refresh)
+            await core.rotating_refresh(stolen.refresh)
 
         assert not core.session_of(other_device.refresh).is_revoked
-        refreshed = await core.refresh(other_device.refresh)
+        refreshed = await core.rotating_refresh(other_device.refresh)
         assert core.tokens.read_access(refreshed.access).user_id == user.id
 
     async def test_two_racing_refreshes_one_wins_and_the_chain_dies(self, core: Core) -> None:
         _, pair = await self.logged_in(core)
 
         results = await asyncio.gather(
-            core.refresh(pair.refresh), core.refresh(pair.refresh), return_exceptions=True
+            core.rotating_refresh(pair.refresh),
+            core.rotating_refresh(pair.refresh),
+            return_exceptions=True,
         )
 
-        winners = [r for r in results if isinstance(r, TokenPair)]
+        winners = [r for r in results if isinstance(r, Refreshed)]
         losers = [r for r in results if isinstance(r, AuthenticationFailed)]
         assert (len(winners), len(losers)) == (1, 1)
+        assert winners[0].refresh is not None
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(winners[0].refresh)
+            await core.rotating_refresh(winners[0].refresh)
 
     async def test_access_token_is_not_a_refresh_token(self, core: Core) -> None:
         _, pair = await self.logged_in(core)

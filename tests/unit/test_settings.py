@@ -146,3 +146,15 @@ def test_the_pool_timeout_defaults_to_five_seconds(tmp_path: Path) -> None:
     assert default.db_pool_timeout == 5
     values = {"SECRET_KEY": KEY, "DB_POOL_TIMEOUT": "2"}
     assert load_settings(values, env_file=None, data_dir=tmp_path).db_pool_timeout == 2
+
+
+def test_refresh_token_rotation_is_off_unless_asked_for(tmp_path: Path) -> None:
+    def rotation(**values: str) -> bool:
+        settings = load_settings({"SECRET_KEY": KEY, **values}, env_file=None, data_dir=tmp_path)
+        return settings.refresh_token_rotation
+
+    assert rotation() is False
+    assert rotation(REFRESH_TOKEN_ROTATION="on") is True
+    assert rotation(REFRESH_TOKEN_ROTATION="false") is False
+    with pytest.raises(SettingsError, match="REFRESH_TOKEN_ROTATION"):
+        rotation(REFRESH_TOKEN_ROTATION="sometimes")

@@ -82,12 +82,27 @@ class TestRoundTrip:
         assert payload == {
             "iss": "healthcare",
             "sub": "42",
+            "user_id": 42,  # simplejwt's claim, as an integer
             "token_type": "access",
             "jti": issued.jti,
             "iat": int(clock.now().timestamp()),
             "exp": int(clock.now().timestamp()) + 900,
             "adm": False,
         }
+
+    def test_refresh_tokens_carry_simplejwt_claims_too(self) -> None:
+        clock = FixedClock()
+        issued = service(clock).issue_refresh(42, "chain")
+
+        payload = jwt.decode(issued.token, options={"verify_signature": False})
+        assert {k: payload[k] for k in ("token_type", "user_id", "jti", "iat", "exp")} == {
+            "token_type": "refresh",
+            "user_id": 42,
+            "jti": issued.jti,
+            "iat": int(clock.now().timestamp()),
+            "exp": int(clock.now().timestamp()) + 7 * 24 * 3600,
+        }
+        assert payload["sub"] == "42"
 
     def test_configurable_lifetimes(self) -> None:
         tokens = service(access_lifetime=timedelta(minutes=1), refresh_lifetime=timedelta(hours=2))

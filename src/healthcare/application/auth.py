@@ -44,6 +44,16 @@ class TokenPair:
     expires_in: int
 
 
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """A refresh's result: ``refresh`` is the chain's next token when tokens rotate, and
+    None when the client keeps the one it has."""
+
+    access: str
+    expires_in: int
+    refresh: str | None = None
+
+
 class RegisterUser:
     def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, auditor: Auditor) -> None:
         self._uow = uow
@@ -52,7 +62,7 @@ class RegisterUser:
 
     async def __call__(
         self,
-        username: str,
+        username: str | None,
         email: str,
         password: str,
         *,
@@ -60,8 +70,12 @@ class RegisterUser:
         is_superuser: bool = False,
         origin: Origin = NOWHERE,
     ) -> User:
+        """Without a username, the email is the username (as the seed's other DRF
+        implementation does), held to the same rules."""
         async with self._audit.scope(AuditAction.REGISTER, origin, None, USER) as audit:
-            validate_registration(username, email, password)
+            from_email = username is None
+            username = email if username is None else username
+            validate_registration(username, email, password, username_from_email=from_email)
             password_hash = await self._hasher.hash(password)
             async with self._uow as uow:
                 # A username may look like an address, but not like someone else's: sign-in
@@ -133,28 +147,49 @@ class Login:
 
 
 class RefreshTokens:
-    """Spend a refresh token for a new pair. Spending one twice revokes its whole chain."""
+    """A new access token for a live refresh token.
+
+    By default the refresh token stays the chain's token until it expires or its chain is
+    revoked (logout, a password change, deactivation), as simplejwt does. With ``rotate``,
+    each refresh spends it for the chain's next one, and spending one twice revokes the whole
+    chain (reuse detection).
+    """
 
     def __init__(
-        self, uow: UnitOfWork, tokens: TokenService, clock: Clock, auditor: Auditor
+        self,
+        uow: UnitOfWork,
+        tokens: TokenService,
+        clock: Clock,
+        auditor: Auditor,
+        *,
+        rotate: bool = False,
     ) -> None:
         self._uow = uow
         self._tokens = tokens
         self._clock = clock
         self._audit = auditor
+        self._rotate = rotate
 
-    async def __call__(self, refresh_token: str, origin: Origin = NOWHERE) -> TokenPair:
+    async def __call__(self, refresh_token: str, origin: Origin = NOWHERE) -> Refreshed:
         async with self._audit.scope(AuditAction.REFRESH, origin, None, USER) as audit:
             claims = self._tokens.read_refresh(refresh_token)
             # The signature proves who the token was issued to.
             audit.user_id = audit.resource_id = claims.user_id
-            following = self._tokens.issue_refresh(claims.user_id, claims.session_id)
+            following = (
+                self._tokens.issue_refresh(claims.user_id, claims.session_id)
+                if self._rotate
+                else None
+            )
             async with self._uow as uow:
                 # The usual case in one statement, with its audit event: a live chain of an
-                # active account, whose next token is this one.
+                # active account, whose current token is this one. Without rotation the
+                # chain "moves" to the token it has, which proves the same.
                 audit.commit_with_next_write(uow)
                 user = await uow.refresh_sessions.rotate(
-                    claims.session_id, claims.user_id, claims.jti, following.jti
+                    claims.session_id,
+                    claims.user_id,
+                    claims.jti,
+                    claims.jti if following is None else following.jti,
                 )
                 if user is None:
                     if await self._spent_again(uow, claims):
@@ -166,7 +201,9 @@ class RefreshTokens:
                     raise AuthenticationFailed(BAD_REFRESH_TOKEN)
                 await uow.commit()
         access = self._tokens.issue_access(user.principal())
-        return TokenPair(access.token, following.token, access.expires_in)
+        return Refreshed(
+            access.token, access.expires_in, None if following is None else following.token
+        )
 
     @staticmethod
     async def _spent_again(uow: UnitOfWork, claims: RefreshClaims) -> bool:

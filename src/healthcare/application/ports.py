@@ -113,6 +113,9 @@ class RefreshSessionRepository(Protocol):
     ) -> User | None:
         """Replace ``spent_jti`` by ``next_jti`` atomically, and return the chain's user.
 
+        ``next_jti`` may be ``spent_jti``: the chain stays on its token, and the answer says
+        whether that token is still live.
+
         Only a chain that is ``user_id``'s, not revoked, and whose next token is
         ``spent_jti`` rotates, and only while that user's account is active; otherwise
         nothing changes and the answer is None. Two refreshes racing with one token: the

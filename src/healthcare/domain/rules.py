@@ -75,8 +75,15 @@ def password_too_long(password: str) -> bool:
     return len(password.encode("utf-8")) > PASSWORD_MAX_BYTES
 
 
-def validate_registration(username: str, email: str, password: str) -> None:
-    errors = username_errors(username) + email_errors(email) + password_errors(password, username)
+def validate_registration(
+    username: str, email: str, password: str, *, username_from_email: bool = False
+) -> None:
+    """Every bad field at once. ``username_from_email``: no username was given and the
+    email stands in for it, so a username error says why the email cannot."""
+    name_errors = username_errors(username)
+    if username_from_email and name_errors:
+        name_errors = [FieldError("username", "is required: this email cannot serve as a username")]
+    errors = name_errors + email_errors(email) + password_errors(password, username)
     for field, value, maximum in (
         ("username", username, USERNAME_MAX),
         ("email", email, EMAIL_MAX),

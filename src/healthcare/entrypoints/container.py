@@ -108,7 +108,12 @@ class Container(containers.DeclarativeContainer):
         auditor=auditor,
     )
     refresh_tokens = providers.Factory(
-        auth.RefreshTokens, unit_of_work, token_service, clock, auditor
+        auth.RefreshTokens,
+        unit_of_work,
+        token_service,
+        clock,
+        auditor,
+        rotate=settings.provided.refresh_token_rotation,
     )
     logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock, auditor)
     get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)

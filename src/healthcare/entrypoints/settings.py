@@ -31,6 +31,9 @@ class Settings:
     secret_key: str
     access_token_lifetime: timedelta = timedelta(minutes=15)
     refresh_token_lifetime: timedelta = timedelta(days=7)
+    # Off, as simplejwt and the seed: a refresh answers an access token and the client keeps
+    # its refresh token. On: each refresh spends it for a new one, with reuse detection.
+    refresh_token_rotation: bool = False
     bcrypt_rounds: int = 12
     # Per worker. Few: a request holds a connection for one statement, and on a small
     # machine every busy backend competes with the workers for the same cores. In `make
@@ -92,6 +95,7 @@ def load_settings(
         secret_key=_secret_key(values, data, create_secret),
         access_token_lifetime=timedelta(minutes=_int(values, "ACCESS_TOKEN_MINUTES", 15, 1)),
         refresh_token_lifetime=timedelta(days=_int(values, "REFRESH_TOKEN_DAYS", 7, 1)),
+        refresh_token_rotation=_bool(values, "REFRESH_TOKEN_ROTATION", default=False),
         bcrypt_rounds=_int(values, "BCRYPT_ROUNDS", 12, 4, 31),
         db_pool_size=_int(values, "DB_POOL_SIZE", 8, 1),
         db_pool_timeout=_int(values, "DB_POOL_TIMEOUT", 5, 1),

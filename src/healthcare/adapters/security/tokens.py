@@ -122,9 +122,12 @@ class JwtTokenService:
     ) -> IssuedToken:
         now = self._clock.now()
         jti = uuid.uuid4().hex
+        # simplejwt's claims (token_type, user_id, jti, iat, exp) beside the registered ones,
+        # so that clients written for it can read the user from the token.
         claims = {
             "iss": self._issuer,
             "sub": str(user_id),
+            "user_id": user_id,
             "token_type": kind,
             "jti": jti,
             "iat": now,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.openapi.spec import RequestBody as RequestBodySpec
+from litestar.openapi.spec import Schema
 
 from healthcare.entrypoints.container import Container, close_container
+from healthcare.entrypoints.http.bodies import BODY_MEDIA_TYPES, RequestBody, RequestBodyDTO
 from healthcare.entrypoints.http.controllers import accounts, audit, service
 from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
@@ -21,7 +24,6 @@ from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_
 from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.origin import trust_proxies
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
-from healthcare.entrypoints.http.schemas import RequestBody
 from healthcare.entrypoints.http.throttling import address_rate_limit
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -86,6 +88,7 @@ def create_app(container: Container) -> Litestar:
             "page_request": Provide(page_request, sync_to_thread=False),
             **use_case_dependencies(container, USE_CASES),
         },
+        dto=RequestBodyDTO,  # every handler's body: JSON or a form, read as DRF reads it
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
@@ -98,7 +101,7 @@ def create_app(container: Container) -> Litestar:
     )
     trust_proxies(app.state, settings.trusted_proxies)
     if settings.docs_enabled:
-        _close_request_bodies(app)
+        _describe_request_bodies(app)
     return app
 
 
@@ -116,9 +119,25 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
     )
 
 
-def _close_request_bodies(app: Litestar) -> None:
-    """Say in OpenAPI what msgspec enforces: request bodies take no unknown fields."""
+def _describe_request_bodies(app: Litestar) -> None:
+    """Say in OpenAPI what the body reader does: every write route takes JSON and both form
+    encodings, and no body takes unknown fields (read-only ones are listed, and ignored)."""
     schemas = app.openapi_schema.components.schemas or {}
     for body in RequestBody.__subclasses__():
         if (schema := schemas.get(body.__name__)) is not None:
             schema.additional_properties = False
+            for name in sorted(body.read_only):
+                # Listed, so that no reader takes them for unknown fields; any value does.
+                schema.properties = {
+                    **(schema.properties or {}),
+                    name: Schema(read_only=True, description="Read-only: accepted and ignored"),
+                }
+    for path_item in (app.openapi_schema.paths or {}).values():
+        for operation in (path_item.post, path_item.put, path_item.patch):
+            if operation is None or not isinstance(operation.request_body, RequestBodySpec):
+                continue
+            content = operation.request_body.content
+            media = content.get(BODY_MEDIA_TYPES[0])
+            if media is not None:
+                for media_type in BODY_MEDIA_TYPES[1:]:
+                    content.setdefault(media_type, media)

@@ -22,6 +22,7 @@ from healthcare.domain.errors import (
     TooManyAttempts,
     Unavailable,
 )
+from healthcare.entrypoints.http.bodies import RequestBodyDTO
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,11 @@ def domain_error_to_response(
 def validation_error_to_response(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[ProblemDetails]:
-    errors = [_field_problem(item) for item in exc.extra or [] if isinstance(item, dict)]
+    items = [item for item in exc.extra or [] if isinstance(item, dict)]
+    if any(item.get("key") == "data" for item in items):  # no body at all
+        missing = RequestBodyDTO.missing_body(request.route_handler.handler_id)
+        return domain_error_to_response(request, missing)
+    errors = [_field_problem(item) for item in items]
     detail = "The request has invalid fields" if errors else str(exc.detail)
     return problem(request, 400, detail, kind="invalid-input", errors=errors or None)
 

@@ -21,6 +21,7 @@ from healthcare.domain.entities import (
     PatientData,
     User,
 )
+from healthcare.entrypoints.http.bodies import RequestBody
 
 # Ids stay within the integers a JSON number (a double) holds exactly: JavaScript clients
 # read them safely, the OpenAPI bound renders exactly, and nothing beyond BIGINT reaches the
@@ -47,22 +48,14 @@ OptionalEmail = Annotated[str | None, documented("An email address", max_length=
 OptionalPhone = Annotated[str | None, documented(max_length=rules.PHONE_MAX)]
 
 
-class RequestBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Request bodies reject unknown fields, so read-only fields can never be set."""
+# What a client may send back unchanged from a response; ignored, never stored.
+RECORD_READ_ONLY = frozenset({"id", "created_by", "created_at", "updated_at"})
 
 
 # --- accounts -----------------------------------------------------------------------------
 
 
 class RegisterIn(RequestBody):
-    username: Annotated[
-        str,
-        documented(
-            "Letters, digits and @.+-_; unique regardless of case",
-            min_length=rules.USERNAME_MIN,
-            max_length=rules.USERNAME_MAX,
-        ),
-    ]
     email: Annotated[str, documented("An email address", max_length=rules.EMAIL_MAX)]
     password: Annotated[
         str,
@@ -71,6 +64,15 @@ class RegisterIn(RequestBody):
             min_length=rules.PASSWORD_MIN_CHARS,
         ),
     ]
+    username: Annotated[
+        str | None,
+        documented(
+            "Letters, digits and @.+-_; unique regardless of case. When absent, the email "
+            "is the username.",
+            min_length=rules.USERNAME_MIN,
+            max_length=rules.USERNAME_MAX,
+        ),
+    ] = None
 
 
 class LoginIn(RequestBody):
@@ -105,17 +107,34 @@ class UserOut(msgspec.Struct, frozen=True):
         )
 
 
+ExpiresIn = Annotated[int, msgspec.Meta(description="Seconds until the access token expires")]
+
+
 class TokenPairOut(msgspec.Struct, frozen=True):
     access: str
     refresh: str
-    expires_in: Annotated[int, msgspec.Meta(description="Seconds until the access token expires")]
+    expires_in: ExpiresIn
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name
+
+
+class RefreshedOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A refresh's answer: the new access token, and the next refresh token only when
+    refresh tokens rotate (REFRESH_TOKEN_ROTATION); otherwise the client keeps its own."""
+
+    access: str
+    expires_in: ExpiresIn
+    token_type: Literal["Bearer"]  # no default: omit_defaults would leave it out
+    refresh: Annotated[str | None, msgspec.Meta(description="Only when refresh tokens rotate")] = (
+        None
+    )
 
 
 # --- patients -----------------------------------------------------------------------------
 
 
 class PatientIn(RequestBody):
+    read_only = RECORD_READ_ONLY
+
     name: Name
     age: Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)]
     gender: Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")]
@@ -170,6 +189,8 @@ class PatientOut(msgspec.Struct, frozen=True):
 
 
 class DoctorIn(RequestBody):
+    read_only = RECORD_READ_ONLY
+
     name: Name
     specialization: Name
     email: OptionalEmail = None
@@ -212,6 +233,8 @@ class DoctorOut(msgspec.Struct, frozen=True):
 
 
 class MappingIn(RequestBody):
+    read_only = frozenset({"id", "doctor_detail", "created_at", "updated_at"})
+
     patient: Id
     doctor: Id
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from healthcare.application.auth import (
@@ -20,12 +20,14 @@ from healthcare.application.auth import (
 )
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import InvalidInput
+from healthcare.entrypoints.http.bodies import BodyOf
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.origin import request_origin
 from healthcare.entrypoints.http.schemas import (
     MAX_ID,
     LoginIn,
     PasswordChangeIn,
+    RefreshedOut,
     RefreshIn,
     RegisterIn,
     TokenPairOut,
@@ -43,7 +45,7 @@ TAGS = ["auth"]
 )
 async def register(
     request: Request[Any, Any, Any],
-    data: JSONBody[RegisterIn],
+    data: BodyOf[RegisterIn],
     register_user: NamedDependency[RegisterUser],
 ) -> UserOut:
     origin = request_origin(request)
@@ -60,7 +62,7 @@ async def register(
 )
 async def login(
     request: Request[Any, Any, Any],
-    data: JSONBody[LoginIn],
+    data: BodyOf[LoginIn],
     login_user: NamedDependency[Login],
 ) -> TokenPairOut:
     identifier = data.username if data.username is not None else data.email
@@ -73,17 +75,17 @@ async def login(
 @post(
     ["/api/auth/token/refresh", "/api/token/refresh"],
     status_code=HTTP_200_OK,
-    summary="Spend a refresh token for a new pair",
+    summary="A new access token for a refresh token (and its successor when tokens rotate)",
     tags=TAGS,
     responses=problems(400, 401, 429),
 )
 async def refresh(
     request: Request[Any, Any, Any],
-    data: JSONBody[RefreshIn],
+    data: BodyOf[RefreshIn],
     refresh_tokens: NamedDependency[RefreshTokens],
-) -> TokenPairOut:
-    pair = await refresh_tokens(data.refresh, request_origin(request))
-    return TokenPairOut(pair.access, pair.refresh, pair.expires_in)
+) -> RefreshedOut:
+    refreshed = await refresh_tokens(data.refresh, request_origin(request))
+    return RefreshedOut(refreshed.access, refreshed.expires_in, "Bearer", refreshed.refresh)
 
 
 @post(
@@ -95,7 +97,7 @@ async def refresh(
     responses=problems(400, 401),
 )
 async def logout(
-    data: JSONBody[RefreshIn],
+    data: BodyOf[RefreshIn],
     principal: NamedDependency[Principal],
     logout_user: NamedDependency[Logout],
 ) -> None:
@@ -124,7 +126,7 @@ async def me(
     responses=problems(400, 401),
 )
 async def change_password(
-    data: JSONBody[PasswordChangeIn],
+    data: BodyOf[PasswordChangeIn],
     principal: NamedDependency[Principal],
     change_password: NamedDependency[ChangePassword],
 ) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import Parameter
 
 from healthcare.application.doctors import (
     CreateDoctor,
@@ -17,6 +17,7 @@ from healthcare.application.doctors import (
 )
 from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.bodies import BodyOf
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, DoctorIn, DoctorOut
@@ -32,7 +33,7 @@ class DoctorController(Controller):
     @post("/", summary="Add a doctor to the directory", responses=problems(400, 401))
     async def create(
         self,
-        data: JSONBody[DoctorIn],
+        data: BodyOf[DoctorIn],
         principal: NamedDependency[Principal],
         create_doctor: NamedDependency[CreateDoctor],
     ) -> DoctorOut:
@@ -66,7 +67,7 @@ class DoctorController(Controller):
     async def replace(
         self,
         doctor_id: DoctorId,
-        data: JSONBody[DoctorIn],
+        data: BodyOf[DoctorIn],
         principal: NamedDependency[Principal],
         update_doctor: NamedDependency[UpdateDoctor],
     ) -> DoctorOut:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import Parameter
 
 from healthcare.application.mappings import (
     AssignDoctorToPatient,
@@ -16,6 +16,7 @@ from healthcare.application.mappings import (
 )
 from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.bodies import BodyOf
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, MappingIn, MappingOut
@@ -40,7 +41,7 @@ class MappingController(Controller):
     )
     async def create(
         self,
-        data: JSONBody[MappingIn],
+        data: BodyOf[MappingIn],
         principal: NamedDependency[Principal],
         assign_doctor: NamedDependency[AssignDoctorToPatient],
     ) -> MappingOut:

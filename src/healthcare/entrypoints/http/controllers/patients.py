@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import Parameter
 
 from healthcare.application.mappings import ListPatientDoctors
 from healthcare.application.paging import PageRequest
@@ -18,6 +18,7 @@ from healthcare.application.patients import (
     UpdatePatient,
 )
 from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.bodies import BodyOf
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, DoctorOut, PatientIn, PatientOut
@@ -33,7 +34,7 @@ class PatientController(Controller):
     @post("/", summary="Add a patient, owned by the caller", responses=problems(400, 401))
     async def create(
         self,
-        data: JSONBody[PatientIn],
+        data: BodyOf[PatientIn],
         principal: NamedDependency[Principal],
         create_patient: NamedDependency[CreatePatient],
     ) -> PatientOut:
@@ -76,7 +77,7 @@ class PatientController(Controller):
     async def replace(
         self,
         patient_id: PatientId,
-        data: JSONBody[PatientIn],
+        data: BodyOf[PatientIn],
         principal: NamedDependency[Principal],
         update_patient: NamedDependency[UpdatePatient],
     ) -> PatientOut:
