@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from healthcare.application.audit import OUTCOMES, outcome_of
+from healthcare.domain.audit import AuditOutcome
 from healthcare.domain.errors import (
+    AuthenticationFailed,
     Conflict,
     DomainError,
     FieldError,
     Forbidden,
     InvalidInput,
     NotFound,
+    TooManyAttempts,
 )
+from healthcare.entrypoints.http.problems import DOMAIN_STATUS
 
 
 def test_invalid_input_lists_every_field_in_its_message() -> None:
@@ -41,7 +46,54 @@ def test_conflict_field_is_optional() -> None:
     assert Conflict("taken").field is None
 
 
-def test_every_error_is_a_domain_error() -> None:
-    for error in (InvalidInput([]), NotFound("Doctor", 1), Forbidden("no"), Conflict("dup")):
-        assert isinstance(error, DomainError)
-        assert isinstance(error.message, str)
+def _domain_errors() -> set[type[DomainError]]:
+    """Every subclass of DomainError, at any depth."""
+    found: set[type[DomainError]] = set()
+    todo = list(DomainError.__subclasses__())
+    while todo:
+        kind = todo.pop()
+        found.add(kind)
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+def test_there_are_domain_errors_to_check() -> None:
+    assert _domain_errors() >= {
+        InvalidInput,
+        NotFound,
+        Forbidden,
+        Conflict,
+        AuthenticationFailed,
+        TooManyAttempts,
+    }
+
+
+def test_every_domain_error_has_an_http_status_and_an_audit_outcome() -> None:
+    """A new domain error must be given both: a status and problem type
+    (entrypoints/http/problems.py) and an audit outcome (application/audit.py)."""
+    errors = _domain_errors()
+
+    assert errors - set(DOMAIN_STATUS) == set(), "no HTTP status"
+    assert errors - {kind for kind, _ in OUTCOMES} == set(), "no audit outcome"
+    assert set(DOMAIN_STATUS) <= errors and {kind for kind, _ in OUTCOMES} <= errors
+
+
+def test_each_error_maps_to_its_own_status_and_outcome() -> None:
+    statuses = {status for status, _ in DOMAIN_STATUS.values()}
+    outcomes = [outcome for _, outcome in OUTCOMES]
+
+    assert len(statuses) == len(DOMAIN_STATUS)
+    assert len(set(outcomes)) == len(outcomes)
+    assert AuditOutcome.ERROR not in outcomes  # kept for what no rule raised
+    for kind in _domain_errors():
+        assert outcome_of(_instance(kind)) is dict(OUTCOMES)[kind]
+
+
+def _instance(kind: type[DomainError]) -> DomainError:
+    examples: dict[type[DomainError], DomainError] = {
+        InvalidInput: InvalidInput.single("name", "is required"),
+        NotFound: NotFound("Patient", 1),
+        Conflict: Conflict("taken", "username"),
+        TooManyAttempts: TooManyAttempts(3),
+    }
+    return examples.get(kind) or kind("message")

@@ -26,7 +26,9 @@ from healthcare.domain.errors import (
     TooManyAttempts,
 )
 
-_OUTCOMES: tuple[tuple[type[DomainError], AuditOutcome], ...] = (
+# What each domain error means in the trail. Its HTTP status is in entrypoints/http/problems.py;
+# tests/unit/test_errors.py holds every DomainError to a row in both.
+OUTCOMES: tuple[tuple[type[DomainError], AuditOutcome], ...] = (
     (InvalidInput, AuditOutcome.INVALID),
     (NotFound, AuditOutcome.NOT_FOUND),
     (Forbidden, AuditOutcome.DENIED),
@@ -37,7 +39,7 @@ _OUTCOMES: tuple[tuple[type[DomainError], AuditOutcome], ...] = (
 
 
 def outcome_of(error: BaseException) -> AuditOutcome:
-    for kind, outcome in _OUTCOMES:
+    for kind, outcome in OUTCOMES:
         if isinstance(error, kind):
             return outcome
     return AuditOutcome.ERROR
