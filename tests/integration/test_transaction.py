@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Integer, bindparam, literal, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, literal, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from healthcare.adapters.persistence.sqlalchemy import create_engine, transaction
@@ -377,3 +377,28 @@ async def test_prepared_statements_are_planned_once_not_per_execution(
         await db.close()
     assert custom == 0
     assert generic >= 6
+
+
+async def test_a_unit_of_only_deferred_statements_is_one_transaction(
+    database: Database,
+) -> None:
+    """With nothing written before the commit, the deferred statements still begin a
+    transaction of their own: rows sent by COPY ahead of COMMIT's message are undone when a
+    statement of that message fails. (Without the BEGIN the COPY would commit by itself in
+    autocommit mode, and a failed unit would keep half its rows.)"""
+    probe = Table("begin_probe", MetaData(), Column("n", Integer, primary_key=True))
+    async with database.engine.begin() as setup:
+        await setup.execute(text("CREATE TABLE IF NOT EXISTS begin_probe (n int PRIMARY KEY)"))
+        await setup.execute(text("TRUNCATE begin_probe"))
+    db = driver(database)
+    try:
+        await db.append_at_commit(probe, [{"n": 1}, {"n": 2}])  # by COPY, sent first
+        await db.write_at_commit(text("INSERT INTO begin_probe VALUES (:n)"), [{"n": 1}])
+        with pytest.raises(IntegrityError):
+            await db.commit()
+    finally:
+        await db.close()
+    async with database.engine.begin() as check:
+        kept = (await check.execute(text("SELECT count(*) FROM begin_probe"))).scalar_one()
+        await check.execute(text("DROP TABLE begin_probe"))
+    assert kept == 0

@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -132,9 +133,12 @@ class _Compiled:
 
 
 # (statement, the parameter names an INSERT or UPDATE sets) -> _Compiled, or None if the
-# statement needs SQLAlchemy at execution time. Statements are module constants, so the
-# keys are a handful; the bound keeps ad hoc ones (the audit trail's filters) in check.
-_COMPILED: dict[tuple[ClauseElement, tuple[str, ...], bool], _Compiled | None] = {}
+# statement needs SQLAlchemy at execution time. Statements are module constants, so the hot
+# keys are a few dozen; statements built per call (the audit trail's filters) come and go.
+# Least recently used first: a flood of those pushes out only each other, never a hot one.
+_COMPILED: OrderedDict[tuple[ClauseElement, tuple[str, ...], bool], _Compiled | None] = (
+    OrderedDict()
+)
 _COMPILED_MAX = 512
 
 
@@ -148,9 +152,12 @@ def _compiled(
         return None
     key = (statement, column_keys, executemany)
     try:
-        return _COMPILED[key]
+        found = _COMPILED[key]
     except KeyError:
         pass
+    else:
+        _COMPILED.move_to_end(key)
+        return found
     # column_keys decides which columns an INSERT or UPDATE without .values() sets, as the
     # parameters' keys do when SQLAlchemy executes it.
     # (executemany: an INSERT then returns no primary key nobody asked for.)
@@ -176,7 +183,7 @@ def _compiled(
         }
         entry = _Compiled(compiled.string, fixed, processors)
     if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.clear()
+        _COMPILED.popitem(last=False)
     _COMPILED[key] = entry
     return entry
 
