@@ -16,13 +16,13 @@ from sqlalchemy import Connection, Engine, inspect, make_url, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from healthcare.adapters.persistence.sqlalchemy import current, downgrade, upgrade
+from healthcare.adapters.persistence.sqlalchemy import current, downgrade, head, upgrade
 from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
 from healthcare.adapters.persistence.sqlalchemy.tables import metadata
 
 FIRST_TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
 TABLES = FIRST_TABLES | {"audit_event", "patient_count", "mapping_count", "doctor_count"}
-HEAD = "0004"
+HEAD = head()  # what Alembic finds: a new migration needs no edit here
 
 
 @pytest.fixture

@@ -1,7 +1,12 @@
 """Persistence on PostgreSQL (psycopg) or SQLite (aiosqlite) through SQLAlchemy."""
 
 from healthcare.adapters.persistence.sqlalchemy.engine import create_engine, normalise_url
-from healthcare.adapters.persistence.sqlalchemy.migrations import current, downgrade, upgrade
+from healthcare.adapters.persistence.sqlalchemy.migrations import (
+    current,
+    downgrade,
+    head,
+    upgrade,
+)
 from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyDoctorRepository,
     SqlAlchemyMappingRepository,
@@ -21,6 +26,7 @@ __all__ = [
     "create_engine",
     "current",
     "downgrade",
+    "head",
     "normalise_url",
     "upgrade",
 ]

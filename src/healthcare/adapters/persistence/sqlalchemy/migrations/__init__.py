@@ -12,6 +12,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
@@ -30,6 +31,13 @@ def alembic_config(url: str) -> Config:
     # character) as interpolation.
     config.attributes["url"] = url
     return config
+
+
+def head() -> str:
+    """The newest revision the code knows."""
+    revision = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert revision is not None  # there are migrations
+    return revision
 
 
 def upgrade(url: str, revision: str = "head") -> None:
