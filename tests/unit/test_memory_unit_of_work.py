@@ -26,6 +26,40 @@ async def committed_usernames(store: MemoryStore) -> list[str]:
 
 
 class TestTransactions:
+    async def test_a_unit_copies_only_the_tables_it_writes_to(self) -> None:
+        store = MemoryStore()
+        async with MemoryUnitOfWork(store) as uow:
+            user = await uow.users.add(new_user())
+            await uow.commit()
+        before = dict(vars(store.tables))
+
+        async with MemoryUnitOfWork(store) as uow:
+            assert await uow.users.get(user.id) == user
+            await uow.patients.list(user.id, PageRequest())
+            await uow.commit()
+        assert all(vars(store.tables)[name] is table for name, table in before.items())
+
+        async with MemoryUnitOfWork(store) as uow:
+            await uow.patients.add(user.id, PatientDataFactory.build())
+            assert store.tables.patients == {}  # the unit's copy, not the store's table
+            await uow.commit()
+        changed = {name for name, table in vars(store.tables).items() if table is not before[name]}
+        assert changed == {"patients"}
+        assert len(store.tables.patients) == 1
+
+    async def test_a_rolled_back_write_leaves_the_stores_table_untouched(self) -> None:
+        store = MemoryStore()
+        async with MemoryUnitOfWork(store) as uow:
+            user = await uow.users.add(new_user())
+            await uow.commit()
+        users = store.tables.users
+
+        async with MemoryUnitOfWork(store) as uow:
+            await uow.users.set_active(user.id, False)
+            await uow.rollback()
+            assert (await uow.users.get(user.id)) == user
+        assert store.tables.users is users and users[user.id] == user
+
     async def test_commit_keeps_changes(self) -> None:
         store = MemoryStore()
         async with MemoryUnitOfWork(store) as uow:

@@ -1,7 +1,9 @@
 """Repositories over plain dictionaries, with transactions by snapshot.
 
 One lock per store serialises units of work, so racing requests behave as they would
-against a database with unique constraints: one wins, the rest see the winner.
+against a database with unique constraints: one wins, the rest see the winner. A unit reads
+the store's own tables and copies a table only when it first writes to it (copy on write):
+a unit that reads copies nothing, and a commit swaps in the tables the unit changed.
 """
 
 from __future__ import annotations
@@ -47,22 +49,33 @@ class _Tables:
     audit_events: dict[int, AuditEvent] = field(default_factory=dict)
 
 
-def _copy(tables: _Tables) -> _Tables:
-    # Entities are immutable, so copying the dicts is enough to isolate a transaction.
-    return _Tables(**{name: dict(rows) for name, rows in vars(tables).items()})
-
-
 class _Workspace:
-    """The tables one unit of work sees; swapped wholesale on commit and rollback."""
+    """The tables one unit of work sees: the store's, until it writes to one of them."""
 
     def __init__(self, tables: _Tables, store: MemoryStore) -> None:
         self.tables = tables
+        self._private: set[str] = set()  # the tables this unit has copied to write to
         self._store = store
         # The event given to commit_with_next_write: waiting for the next write, then
         # written with it (attached), then committed.
         self.final: AuditEvent | None = None
         self.final_attached = False
         self.final_committed = False
+
+    def share(self, tables: _Tables) -> None:
+        """See ``tables`` (the store's), and copy none of them yet."""
+        self.tables = _Tables(**vars(tables))
+        self._private = set()
+
+    def writable(self, name: str) -> dict[Any, Any]:
+        """The unit's own copy of a table, made at its first write. (Entities are
+        immutable, so copying the dict is enough to isolate the unit.)"""
+        table: dict[Any, Any] = getattr(self.tables, name)
+        if name not in self._private:
+            table = dict(table)
+            setattr(self.tables, name, table)
+            self._private.add(name)
+        return table
 
     def wrote(self, row_id: int | None) -> None:
         """Every write calls this: with the id of the row it changed, or None if it changed
@@ -78,7 +91,7 @@ class _Workspace:
         if final.resource_id is None:
             final = replace(final, resource_id=row_id)
         event_id = self._store.next_id()
-        self.tables.audit_events[event_id] = replace(final, id=event_id)
+        self.writable("audit_events")[event_id] = replace(final, id=event_id)
         self.final_attached = True
 
 
@@ -99,13 +112,46 @@ def _page(items: Iterable[T], page: PageRequest, key: Callable[[T], int]) -> Pag
     return Page(ordered[page.offset : page.offset + page.limit], len(ordered))
 
 
+class _Writable:
+    """The tables to write to: each is the unit's own copy (see ``_Workspace.writable``)."""
+
+    def __init__(self, workspace: _Workspace) -> None:
+        self._workspace = workspace
+
+    @property
+    def users(self) -> dict[int, User]:
+        return self._workspace.writable("users")
+
+    @property
+    def patients(self) -> dict[int, Patient]:
+        return self._workspace.writable("patients")
+
+    @property
+    def doctors(self) -> dict[int, Doctor]:
+        return self._workspace.writable("doctors")
+
+    @property
+    def mappings(self) -> dict[int, tuple[int, int, datetime]]:
+        return self._workspace.writable("mappings")
+
+    @property
+    def refresh_sessions(self) -> dict[str, RefreshSession]:
+        return self._workspace.writable("refresh_sessions")
+
+    @property
+    def audit_events(self) -> dict[int, AuditEvent]:
+        return self._workspace.writable("audit_events")
+
+
 class _Repository:
     def __init__(self, store: MemoryStore, workspace: _Workspace) -> None:
         self._store = store
         self._workspace = workspace
+        self._w = _Writable(workspace)
 
     @property
     def _t(self) -> _Tables:
+        """The tables to read."""
         return self._workspace.tables
 
 
@@ -130,7 +176,7 @@ class MemoryUserRepository(_Repository):
             date_joined=now,
             updated_at=now,
         )
-        self._t.users[stored.id] = stored
+        self._w.users[stored.id] = stored
         self._workspace.wrote(stored.id)
         return stored
 
@@ -148,7 +194,7 @@ class MemoryUserRepository(_Repository):
         if user is None:
             self._workspace.wrote(None)
             return None
-        self._t.users[user_id] = replace(user, updated_at=_now(), **changes)
+        self._w.users[user_id] = replace(user, updated_at=_now(), **changes)
         self._workspace.wrote(user_id)
         return self._t.users[user_id]
 
@@ -169,7 +215,7 @@ class MemoryPatientRepository(_Repository):
             updated_at=now,
             **_fields(data),
         )
-        self._t.patients[patient.id] = patient
+        self._w.patients[patient.id] = patient
         self._workspace.wrote(patient.id)
         return patient
 
@@ -187,7 +233,7 @@ class MemoryPatientRepository(_Repository):
             self._workspace.wrote(None)
             return None
         updated = replace(patient, updated_at=_now(), **_fields(data))
-        self._t.patients[patient_id] = updated
+        self._w.patients[patient_id] = updated
         self._workspace.wrote(patient_id)
         return updated
 
@@ -195,8 +241,8 @@ class MemoryPatientRepository(_Repository):
         if await self.get(owner_id, patient_id) is None:
             self._workspace.wrote(None)
             return False
-        del self._t.patients[patient_id]
-        _drop_mappings(self._t, lambda patient, _doctor: patient == patient_id)
+        del self._w.patients[patient_id]
+        _drop_mappings(self._w.mappings, lambda patient, _doctor: patient == patient_id)
         self._workspace.wrote(patient_id)
         return True
 
@@ -211,7 +257,7 @@ class MemoryDoctorRepository(_Repository):
             updated_at=now,
             **_fields(data),
         )
-        self._t.doctors[doctor.id] = doctor
+        self._w.doctors[doctor.id] = doctor
         self._workspace.wrote(doctor.id)
         return doctor
 
@@ -227,15 +273,15 @@ class MemoryDoctorRepository(_Repository):
             self._workspace.wrote(None)
             return None
         updated = replace(doctor, updated_at=_now(), **_fields(data))
-        self._t.doctors[doctor_id] = updated
+        self._w.doctors[doctor_id] = updated
         self._workspace.wrote(doctor_id)
         return updated
 
     async def delete(self, doctor_id: int) -> bool:
-        if self._t.doctors.pop(doctor_id, None) is None:
+        if self._w.doctors.pop(doctor_id, None) is None:
             self._workspace.wrote(None)
             return False
-        _drop_mappings(self._t, lambda _patient, doctor: doctor == doctor_id)
+        _drop_mappings(self._w.mappings, lambda _patient, doctor: doctor == doctor_id)
         self._workspace.wrote(doctor_id)
         return True
 
@@ -261,7 +307,7 @@ class MemoryMappingRepository(_Repository):
             self._workspace.wrote(None)
             raise refusal
         mapping_id = self._store.next_id()
-        self._t.mappings[mapping_id] = (patient_id, doctor_id, _now())
+        self._w.mappings[mapping_id] = (patient_id, doctor_id, _now())
         self._workspace.wrote(mapping_id)
         return self._mapping(mapping_id)
 
@@ -296,14 +342,14 @@ class MemoryMappingRepository(_Repository):
         return None if result is None else Page([m.doctor for m in result.items], result.total)
 
     async def delete(self, mapping_id: int) -> bool:
-        deleted = self._t.mappings.pop(mapping_id, None) is not None
+        deleted = self._w.mappings.pop(mapping_id, None) is not None
         self._workspace.wrote(mapping_id if deleted else None)
         return deleted
 
 
 class MemoryRefreshSessionRepository(_Repository):
     async def add(self, session: RefreshSession) -> None:
-        self._t.refresh_sessions[session.id] = session
+        self._w.refresh_sessions[session.id] = session
         self._workspace.wrote(session.user_id)  # (a session's id is not a number)
 
     async def get(self, session_id: str) -> RefreshSession | None:
@@ -324,14 +370,14 @@ class MemoryRefreshSessionRepository(_Repository):
         ):
             self._workspace.wrote(None)
             return None
-        self._t.refresh_sessions[session_id] = replace(session, current_jti=next_jti)
+        self._w.refresh_sessions[session_id] = replace(session, current_jti=next_jti)
         self._workspace.wrote(user.id)  # (as PostgreSQL's statement returns the user)
         return user
 
     async def revoke(self, session_id: str, when: datetime) -> None:
         session = self._t.refresh_sessions.get(session_id)
         if session is not None and not session.is_revoked:
-            self._t.refresh_sessions[session_id] = replace(session, revoked_at=when)
+            self._w.refresh_sessions[session_id] = replace(session, revoked_at=when)
             self._workspace.wrote(session.user_id)
         else:
             self._workspace.wrote(None)
@@ -346,7 +392,7 @@ class MemoryAuditRepository(_Repository):
     async def add(self, events: Sequence[AuditEvent]) -> None:
         for event in events:
             event_id = self._store.next_id()
-            self._t.audit_events[event_id] = replace(event, id=event_id)
+            self._w.audit_events[event_id] = replace(event, id=event_id)
 
     async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
         found = [e for e in self._t.audit_events.values() if query.matches(e)]
@@ -358,9 +404,11 @@ def _fields(data: PatientData | DoctorData) -> dict[str, Any]:
     return asdict(data)
 
 
-def _drop_mappings(tables: _Tables, doomed: Callable[[int, int], bool]) -> None:
-    for mapping_id in [m for m, (p, d, _) in tables.mappings.items() if doomed(p, d)]:
-        del tables.mappings[mapping_id]
+def _drop_mappings(
+    mappings: dict[int, tuple[int, int, datetime]], doomed: Callable[[int, int], bool]
+) -> None:
+    for mapping_id in [m for m, (p, d, _) in mappings.items() if doomed(p, d)]:
+        del mappings[mapping_id]
 
 
 class MemoryUnitOfWork:
@@ -373,11 +421,23 @@ class MemoryUnitOfWork:
         self.mappings = MemoryMappingRepository(store, self._workspace)
         self.refresh_sessions = MemoryRefreshSessionRepository(store, self._workspace)
         self.audit = MemoryAuditRepository(store, self._workspace)
+        self._entered = False
+
+    def _require_entered(self) -> None:
+        if not self._entered:
+            raise RuntimeError("The unit of work has not been entered")
 
     async def __aenter__(self) -> Self:
-        await self._store.lock.acquire()
+        if self._entered:  # as the SQL unit of work: waiting for our own lock never ends
+            raise RuntimeError("This unit of work is already in use")
+        self._entered = True
+        try:
+            await self._store.lock.acquire()
+        except BaseException:
+            self._entered = False
+            raise
         workspace = self._workspace
-        workspace.tables = _copy(self._store.tables)
+        workspace.share(self._store.tables)
         workspace.final, workspace.final_attached, workspace.final_committed = None, False, False
         return self
 
@@ -387,15 +447,18 @@ class MemoryUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._entered = False
         self._store.lock.release()
 
     async def commit(self) -> None:
+        self._require_entered()
         self._store.tables = self._workspace.tables
-        self._workspace.tables = _copy(self._store.tables)
+        self._workspace.share(self._store.tables)
         self._workspace.final_committed |= self._workspace.final_attached
 
     async def rollback(self) -> None:
-        self._workspace.tables = _copy(self._store.tables)
+        self._require_entered()
+        self._workspace.share(self._store.tables)
         if not self._workspace.final_committed:
             self._workspace.final, self._workspace.final_attached = None, False
 
