@@ -19,6 +19,7 @@ from healthcare.entrypoints.http.dependencies import (
 )
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
+from healthcare.entrypoints.http.options import TruthfulOptions
 from healthcare.entrypoints.http.origin import trust_proxies
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.schemas import RequestBody
@@ -65,6 +66,8 @@ def create_app(container: Container) -> Litestar:
     async def release_resources() -> None:
         await close_container(container)
 
+    options = TruthfulOptions()
+
     app = Litestar(
         route_handlers=[
             Router(
@@ -89,13 +92,14 @@ def create_app(container: Container) -> Litestar:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
-        before_send=[add_response_headers],
+        before_send=[add_response_headers, options],
         on_startup=[start_audit_trail],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
         logging_config=None,  # the entrypoint configures JSON logging for the process
     )
+    options.learn(app)
     trust_proxies(app.state, settings.trusted_proxies)
     if settings.docs_enabled:
         _close_request_bodies(app)
