@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
-from litestar.di import Provide
 
 from healthcare.entrypoints.container import Container, close_container
 from healthcare.entrypoints.http.controllers import accounts, audit, service
@@ -12,7 +11,6 @@ from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
 from healthcare.entrypoints.http.controllers.patients import PatientController
 from healthcare.entrypoints.http.dependencies import (
-    page_request,
     principal_dependency,
     resolve_dependencies_in_turn,
     use_case_dependencies,
@@ -21,6 +19,7 @@ from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_
 from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.options import TruthfulOptions
 from healthcare.entrypoints.http.origin import trust_proxies
+from healthcare.entrypoints.http.paging import page_request_dependency
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.schemas import RequestBody
 from healthcare.entrypoints.http.throttling import address_rate_limit
@@ -86,7 +85,7 @@ def create_app(container: Container) -> Litestar:
         ],
         dependencies={
             "principal": principal_dependency(container.token_service()),
-            "page_request": Provide(page_request, sync_to_thread=False),
+            "page_request": page_request_dependency(settings.default_page_size),
             **use_case_dependencies(container, USE_CASES),
         },
         exception_handlers=dict(EXCEPTION_HANDLERS),
