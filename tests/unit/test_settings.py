@@ -77,6 +77,10 @@ def test_a_short_key_is_refused(tmp_path: Path) -> None:
         ("AUDIT_FLUSH_MS", "0"),
         ("AUDIT_FLUSH_MS", "soon"),
         ("DB_POOL_TIMEOUT", "0"),
+        ("DEFAULT_PAGE_SIZE", "0"),
+        ("DEFAULT_PAGE_SIZE", "1001"),
+        ("DEFAULT_PAGE_SIZE", "ten"),
+        ("DEFAULT_PAGE_SIZE", "2.5"),
     ],
 )
 def test_bad_numbers_are_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
@@ -158,3 +162,17 @@ def test_refresh_token_rotation_is_off_unless_asked_for(tmp_path: Path) -> None:
     assert rotation(REFRESH_TOKEN_ROTATION="false") is False
     with pytest.raises(SettingsError, match="REFRESH_TOKEN_ROTATION"):
         rotation(REFRESH_TOKEN_ROTATION="sometimes")
+
+
+def test_the_default_page_size_is_100_and_may_be_1_to_1000(tmp_path: Path) -> None:
+    default = load_settings({"SECRET_KEY": KEY}, env_file=None, data_dir=tmp_path)
+    assert default.default_page_size == 100
+    for value in ("1", "250", "1000"):
+        values = {"SECRET_KEY": KEY, "DEFAULT_PAGE_SIZE": value}
+        assert load_settings(values, env_file=None, data_dir=tmp_path).default_page_size == int(
+            value
+        )
+    with pytest.raises(SettingsError, match="DEFAULT_PAGE_SIZE must be between 1 and 1000"):
+        load_settings(
+            {"SECRET_KEY": KEY, "DEFAULT_PAGE_SIZE": "5000"}, env_file=None, data_dir=tmp_path
+        )

@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 from dotenv import dotenv_values
 
+from healthcare.application.paging import DEFAULT_LIMIT, MAX_LIMIT
+
 log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
@@ -55,6 +57,7 @@ class Settings:
     # Proxies (addresses or networks) whose X-Forwarded-For names the client; else the socket.
     trusted_proxies: tuple[str, ...] = ()
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
+    default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
 
     @property
     def audit_flush_seconds(self) -> float:
@@ -112,6 +115,7 @@ def load_settings(
         cors_origins=_list(values, "CORS_ORIGINS"),
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
+        default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
-from litestar.di import Provide
 from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.openapi.spec import Schema
 
@@ -15,14 +14,15 @@ from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
 from healthcare.entrypoints.http.controllers.patients import PatientController
 from healthcare.entrypoints.http.dependencies import (
-    page_request,
     principal_dependency,
     resolve_dependencies_in_turn,
     use_case_dependencies,
 )
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
+from healthcare.entrypoints.http.options import TruthfulOptions
 from healthcare.entrypoints.http.origin import trust_proxies
+from healthcare.entrypoints.http.paging import page_request_dependency
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.throttling import address_rate_limit
 
@@ -67,6 +67,8 @@ def create_app(container: Container) -> Litestar:
     async def release_resources() -> None:
         await close_container(container)
 
+    options = TruthfulOptions()
+
     app = Litestar(
         route_handlers=[
             Router(
@@ -85,20 +87,21 @@ def create_app(container: Container) -> Litestar:
         ],
         dependencies={
             "principal": principal_dependency(container.token_service()),
-            "page_request": Provide(page_request, sync_to_thread=False),
+            "page_request": page_request_dependency(settings.default_page_size),
             **use_case_dependencies(container, USE_CASES),
         },
         dto=RequestBodyDTO,  # every handler's body: JSON or a form, read as DRF reads it
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
-        before_send=[add_response_headers],
+        before_send=[add_response_headers, options],
         on_startup=[start_audit_trail],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
         logging_config=None,  # the entrypoint configures JSON logging for the process
     )
+    options.learn(app)
     trust_proxies(app.state, settings.trusted_proxies)
     if settings.docs_enabled:
         _describe_request_bodies(app)

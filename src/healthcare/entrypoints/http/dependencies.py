@@ -1,9 +1,12 @@
-"""Litestar dependencies: the caller's identity, paging, and use cases from the container."""
+"""Litestar dependencies: the caller's identity, and use cases from the container.
+
+The page a list route returns is a dependency too: see ``paging.py``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Any
 
 from dependency_injector import providers
 from litestar import Request
@@ -12,14 +15,11 @@ from litestar._kwargs.dependencies import resolve_dependency
 from litestar._kwargs.kwargs_model import KwargsModel
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.params import Parameter
 
-from healthcare.application.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 from healthcare.application.ports import TokenService
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import AuthenticationFailed
 from healthcare.entrypoints.http.origin import request_origin
-from healthcare.entrypoints.http.schemas import MAX_ID
 
 
 def principal_dependency(tokens: TokenService) -> Provide:
@@ -39,15 +39,6 @@ def principal_dependency(tokens: TokenService) -> Provide:
         return Principal(proven.user_id, proven.is_admin, request_origin(request))
 
     return Provide(principal, sync_to_thread=False)
-
-
-def page_request(
-    limit: Annotated[
-        int, Parameter(ge=1, le=MAX_LIMIT, description="Items per page (at most 1000)")
-    ] = DEFAULT_LIMIT,
-    offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Items to skip")] = 0,
-) -> PageRequest:
-    return PageRequest(limit=limit, offset=offset)
 
 
 def use_case_dependencies(container: Any, names: Iterable[str]) -> dict[str, Provide]:
