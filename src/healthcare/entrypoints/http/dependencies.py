@@ -55,6 +55,10 @@ def _calling(provider: providers.Provider[Any]) -> Callable[[], Any]:
     return provide
 
 
+# Litestar's own, kept to tell whether it still does what the replacement avoids.
+LITESTAR_RESOLVE_DEPENDENCIES = KwargsModel.resolve_dependencies
+
+
 async def _resolve_in_turn(
     self: KwargsModel, connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
 ) -> DependencyCleanupGroup:
@@ -72,6 +76,11 @@ def resolve_dependencies_in_turn() -> None:
     group and a task per dependency, on every request (most handlers here have two or three:
     the principal, the use case, the page). Ours are all synchronous functions without I/O
     (``sync_to_thread=False``), so running them in turn gives the same result, without the
-    tasks.
+    tasks. Measured in process on a get-patient loop (memory adapter, CPU time per request,
+    medians of five rounds of 2,000): 813-816 µs with it, 944-1,105 µs without.
+
+    This replaces a private method for the whole process: Litestar is pinned to its tested
+    minor (pyproject.toml), and tests/unit/test_litestar_internals.py fails when the method
+    or what it calls changes shape.
     """
     KwargsModel.resolve_dependencies = _resolve_in_turn  # type: ignore[method-assign]

@@ -1,0 +1,50 @@
+"""What http/dependencies.py relies on when it replaces Litestar's dependency resolution.
+
+``resolve_dependencies_in_turn`` swaps ``KwargsModel.resolve_dependencies`` (private) for a
+loop that resolves a handler's dependencies one after the other instead of in a task group.
+If Litestar changes that method or what the loop calls, these fail before anything subtler
+does; if Litestar stops starting tasks for a batch itself, the swap can go.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from litestar._kwargs.cleanup import DependencyCleanupGroup
+from litestar._kwargs.dependencies import resolve_dependency
+from litestar._kwargs.kwargs_model import KwargsModel
+
+from healthcare.entrypoints.http import dependencies
+from healthcare.entrypoints.http.dependencies import (
+    LITESTAR_RESOLVE_DEPENDENCIES,
+    resolve_dependencies_in_turn,
+)
+
+
+def _parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_the_replaced_method_has_the_shape_of_the_replacement() -> None:
+    assert _parameters(LITESTAR_RESOLVE_DEPENDENCIES) == ["self", "connection", "kwargs"]
+    assert _parameters(dependencies._resolve_in_turn) == ["self", "connection", "kwargs"]
+    assert "dependency_batches" in KwargsModel.__slots__
+    assert _parameters(resolve_dependency) == [
+        "dependency",
+        "connection",
+        "kwargs",
+        "cleanup_group",
+    ]
+    assert _parameters(DependencyCleanupGroup) == ["generators"]
+
+
+def test_litestar_still_resolves_a_batch_in_a_task_group() -> None:
+    """The reason for the swap; when this fails, measure without it and delete it."""
+    source = inspect.getsource(LITESTAR_RESOLVE_DEPENDENCIES)
+    assert "create_task_group" in source
+    assert "self.dependency_batches" in source
+
+
+def test_building_the_app_installs_the_replacement() -> None:
+    resolve_dependencies_in_turn()
+    assert KwargsModel.resolve_dependencies is dependencies._resolve_in_turn  # type: ignore[comparison-overlap]
