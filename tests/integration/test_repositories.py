@@ -41,7 +41,7 @@ from healthcare.domain.entities import (
     RefreshSession,
     User,
 )
-from healthcare.domain.errors import Conflict, NotFound
+from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
 
 # Typed as the port, so mypy checks that the adapter implements it.
 UowFactory = Callable[[], UnitOfWork]
@@ -212,7 +212,7 @@ async def test_patient_lifecycle_is_scoped_to_its_owner(new_uow: UowFactory) -> 
         updated = await uow.patients.update(owner.id, patient.id, changed)
         await uow.commit()
     assert updated is not None
-    assert updated == replace(patient, updated_at=updated.updated_at, **asdict(changed))
+    assert updated == replace(patient, updated_at=updated.updated_at, version=2, **asdict(changed))
     assert updated.updated_at > patient.updated_at
 
     async with new_uow() as uow:
@@ -223,6 +223,80 @@ async def test_patient_lifecycle_is_scoped_to_its_owner(new_uow: UowFactory) -> 
     async with new_uow() as uow:
         assert await uow.patients.get(owner.id, patient.id) is None
         assert await uow.patients.delete(owner.id, patient.id) is False
+
+
+async def test_a_patient_changes_only_at_the_version_asked_for(new_uow: UowFactory) -> None:
+    owner, stranger = await add_user(new_uow), await add_user(new_uow)
+    patient = await add_patient(new_uow, owner)
+    assert patient.version == 1
+    changed = patient_data("Ada Byron")
+
+    async with new_uow() as uow:
+        with pytest.raises(PreconditionFailed) as stale:
+            await uow.patients.update(owner.id, patient.id, changed, expected_version=7)
+        assert stale.value.current_version == 1
+        with pytest.raises(PreconditionFailed):
+            await uow.patients.delete(owner.id, patient.id, expected_version=0)
+        # Another owner's patient is not there at all, whatever version is asked for.
+        assert await uow.patients.update(stranger.id, patient.id, changed, 1) is None
+        assert await uow.patients.delete(stranger.id, patient.id, 1) is False
+        assert await uow.patients.update(owner.id, 10**12, changed, 1) is None
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.patients.get(owner.id, patient.id) == patient  # nothing changed
+
+    async with new_uow() as uow:
+        second = await uow.patients.update(owner.id, patient.id, changed, expected_version=1)
+        third = await uow.patients.update(owner.id, patient.id, changed)
+        await uow.commit()
+    assert second is not None and third is not None
+    assert (second.version, third.version, second.name) == (2, 3, "Ada Byron")
+    async with new_uow() as uow:
+        assert await uow.patients.delete(owner.id, patient.id, expected_version=3) is True
+        await uow.commit()
+
+
+async def test_racing_changes_at_one_version_have_one_winner(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    patient = await add_patient(new_uow, owner)
+
+    async def change(name: str) -> Patient | BaseException:
+        try:
+            async with new_uow() as uow:
+                result = await uow.patients.update(owner.id, patient.id, patient_data(name), 1)
+                await uow.commit()
+        except PreconditionFailed as refused:
+            return refused
+        assert result is not None
+        return result
+
+    results = await asyncio.gather(change("First"), change("Second"))
+
+    winners = [r for r in results if isinstance(r, Patient)]
+    assert len(winners) == 1 and winners[0].version == 2
+    assert sum(isinstance(r, PreconditionFailed) for r in results) == 1
+
+
+async def test_a_doctor_changes_only_at_the_version_asked_for(new_uow: UowFactory) -> None:
+    creator = await add_user(new_uow)
+    async with new_uow() as uow:
+        doctor = await uow.doctors.add(creator.id, DoctorData("Dr. Who", "Time"))
+        await uow.commit()
+    assert doctor.version == 1
+    changed = DoctorData("Dr. Who", "Space")
+
+    async with new_uow() as uow:
+        with pytest.raises(PreconditionFailed):
+            await uow.doctors.update(doctor.id, changed, expected_version=2)
+        with pytest.raises(PreconditionFailed):
+            await uow.doctors.delete(doctor.id, expected_version=2)
+        assert await uow.doctors.update(10**12, changed, 1) is None
+        updated = await uow.doctors.update(doctor.id, changed, expected_version=1)
+        await uow.commit()
+    assert updated is not None and (updated.version, updated.specialization) == (2, "Space")
+    async with new_uow() as uow:
+        assert await uow.doctors.delete(doctor.id, expected_version=2) is True
+        await uow.commit()
 
 
 async def test_patient_list_pages_the_owners_patients_in_id_order(new_uow: UowFactory) -> None:
@@ -267,7 +341,7 @@ async def test_doctor_lifecycle(new_uow: UowFactory) -> None:
         await uow.commit()
     assert updated is not None
     expected = replace(doctor, name="Dr M. Quinn", specialization="Frontier", email=None)
-    assert updated == replace(expected, phone=None, updated_at=updated.updated_at)
+    assert updated == replace(expected, phone=None, updated_at=updated.updated_at, version=2)
     assert updated.updated_at > doctor.updated_at
 
     async with new_uow() as uow:

@@ -31,6 +31,7 @@ from healthcare.application.doctors import (
     DeleteDoctor,
     GetDoctor,
     ListDoctors,
+    PatchDoctor,
     UpdateDoctor,
 )
 from healthcare.application.mappings import (
@@ -45,6 +46,7 @@ from healthcare.application.patients import (
     DeletePatient,
     GetPatient,
     ListPatients,
+    PatchPatient,
     UpdatePatient,
 )
 from healthcare.domain.audit import AuditEvent
@@ -138,11 +140,13 @@ class Core:
         self.list_patients = ListPatients(uow(), audit)
         self.get_patient = GetPatient(uow(), audit)
         self.update_patient = UpdatePatient(uow(), audit)
+        self.patch_patient = PatchPatient(uow(), audit)
         self.delete_patient = DeletePatient(uow(), audit)
         self.create_doctor = CreateDoctor(uow())
         self.list_doctors = ListDoctors(uow())
         self.get_doctor = GetDoctor(uow())
         self.update_doctor = UpdateDoctor(uow())
+        self.patch_doctor = PatchDoctor(uow())
         self.delete_doctor = DeleteDoctor(uow())
         self.assign = AssignDoctorToPatient(uow(), audit)
         self.list_mappings = ListMappings(uow(), audit)

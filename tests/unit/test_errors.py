@@ -12,6 +12,7 @@ from healthcare.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
     TooManyAttempts,
 )
 from healthcare.entrypoints.http.problems import DOMAIN_STATUS
@@ -95,5 +96,6 @@ def _instance(kind: type[DomainError]) -> DomainError:
         NotFound: NotFound("Patient", 1),
         Conflict: Conflict("taken", "username"),
         TooManyAttempts: TooManyAttempts(3),
+        PreconditionFailed: PreconditionFailed("Patient", 1, 2),
     }
     return examples.get(kind) or kind("message")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
+from healthcare.adapters.persistence.memory.unit_of_work import MemoryPatientRepository
 from healthcare.application.paging import PageRequest
-from healthcare.domain.entities import Gender, PatientData, Principal
-from healthcare.domain.errors import InvalidInput, NotFound
+from healthcare.domain.entities import Gender, Patient, PatientData, Principal
+from healthcare.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from tests.unit.factories import Core, PatientDataFactory
 
 
@@ -159,6 +160,74 @@ class TestUpdatePatient:
             await core.update_patient(bob, original.id, PatientDataFactory.build())
 
         assert await core.get_patient(alice, original.id) == original
+
+
+class TestPatchPatient:
+    async def test_changes_only_the_fields_given(self, core: Core, alice: Principal) -> None:
+        original = await core.add_patient(alice, phone="123", notes="keep")
+
+        patched = await core.patch_patient(alice, original.id, {"age": 77, "phone": None})
+
+        assert (patched.age, patched.phone, patched.notes) == (77, None, "keep")
+        assert patched.version == original.version + 1
+
+    async def test_every_bad_change_at_once_and_nothing_stored(
+        self, core: Core, alice: Principal
+    ) -> None:
+        original = await core.add_patient(alice)
+
+        with pytest.raises(InvalidInput) as caught:
+            await core.patch_patient(alice, original.id, {"name": None, "age": 500, "x": 1})
+
+        assert {e.field for e in caught.value.errors} == {"name", "age", "x"}
+        with pytest.raises(InvalidInput) as caught:
+            await core.patch_patient(alice, original.id, {"age": 500, "gender": "robot"})
+        assert {e.field for e in caught.value.errors} == {"age", "gender"}
+        assert await core.get_patient(alice, original.id) == original
+
+    async def test_merges_into_a_change_made_between_its_read_and_its_write(
+        self, core: Core, alice: Principal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        original = await core.add_patient(alice, phone=None, notes=None)
+        read = MemoryPatientRepository.get
+        interfered = False
+
+        async def read_then_another_change(
+            repository: MemoryPatientRepository, owner_id: int, patient_id: int
+        ) -> Patient | None:
+            # Another writer's change lands after this unit has read the record.
+            nonlocal interfered
+            found = await read(repository, owner_id, patient_id)
+            if not interfered:
+                interfered = True
+                current = core.store.tables.patients[patient_id]
+                changed = replace(current, notes="from elsewhere", version=current.version + 1)
+                core.store.tables.patients[patient_id] = changed
+            return found
+
+        monkeypatch.setattr(MemoryPatientRepository, "get", read_then_another_change)
+        patched = await core.patch_patient(alice, original.id, {"phone": "555"})
+
+        assert (patched.phone, patched.notes, patched.version) == ("555", "from elsewhere", 3)
+
+    async def test_with_an_expected_version_a_stale_one_is_refused(
+        self, core: Core, alice: Principal
+    ) -> None:
+        original = await core.add_patient(alice)
+        await core.patch_patient(alice, original.id, {"age": 1})
+
+        with pytest.raises(PreconditionFailed) as caught:
+            await core.patch_patient(alice, original.id, {"age": 2}, expected_version=1)
+
+        assert caught.value.current_version == 2
+        assert (await core.get_patient(alice, original.id)).age == 1
+
+    async def test_another_users_patient_is_not_found(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        original = await core.add_patient(alice)
+        with pytest.raises(NotFound):
+            await core.patch_patient(bob, original.id, {"age": 2})
 
 
 class TestDeletePatient:

@@ -23,6 +23,7 @@ from healthcare.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
     TooManyAttempts,
 )
 
@@ -33,6 +34,7 @@ OUTCOMES: tuple[tuple[type[DomainError], AuditOutcome], ...] = (
     (NotFound, AuditOutcome.NOT_FOUND),
     (Forbidden, AuditOutcome.DENIED),
     (Conflict, AuditOutcome.CONFLICT),
+    (PreconditionFailed, AuditOutcome.STALE),
     (AuthenticationFailed, AuditOutcome.FAILED),
     (TooManyAttempts, AuditOutcome.THROTTLED),
 )

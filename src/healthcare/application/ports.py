@@ -52,10 +52,27 @@ class PatientRepository(Protocol):
 
     async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]: ...
 
-    async def update(self, owner_id: int, patient_id: int, data: PatientData) -> Patient | None: ...
+    async def update(
+        self,
+        owner_id: int,
+        patient_id: int,
+        data: PatientData,
+        expected_version: int | None = None,
+    ) -> Patient | None:
+        """Replace the patient's data and bump its version; None if there is no such patient.
 
-    async def delete(self, owner_id: int, patient_id: int) -> bool:
-        """Delete the patient and its mappings. False if there was no such patient."""
+        With ``expected_version``, only while the patient is at that version, checked and
+        written in one step; at another version, PreconditionFailed and nothing changes.
+        """
+        ...
+
+    async def delete(
+        self, owner_id: int, patient_id: int, expected_version: int | None = None
+    ) -> bool:
+        """Delete the patient and its mappings. False if there was no such patient.
+
+        ``expected_version`` as in ``update``.
+        """
         ...
 
 
@@ -66,10 +83,17 @@ class DoctorRepository(Protocol):
 
     async def list(self, page: PageRequest) -> Page[Doctor]: ...
 
-    async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None: ...
+    async def update(
+        self, doctor_id: int, data: DoctorData, expected_version: int | None = None
+    ) -> Doctor | None:
+        """As PatientRepository.update."""
+        ...
 
-    async def delete(self, doctor_id: int) -> bool:
-        """Delete the doctor and its mappings. False if there was no such doctor."""
+    async def delete(self, doctor_id: int, expected_version: int | None = None) -> bool:
+        """Delete the doctor and its mappings. False if there was no such doctor.
+
+        ``expected_version`` as in PatientRepository.update.
+        """
         ...
 
 

@@ -41,6 +41,7 @@ class AuditOutcome(StrEnum):
     NOT_FOUND = "not_found"
     DENIED = "denied"
     CONFLICT = "conflict"
+    STALE = "stale"  # a change asked for a version (If-Match) that is no longer current
     FAILED = "failed"  # credentials or a token were refused
     THROTTLED = "throttled"
     ERROR = "error"  # the service failed; nothing was changed

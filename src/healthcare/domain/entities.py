@@ -92,6 +92,14 @@ class Patient:
     notes: str | None
     created_at: datetime
     updated_at: datetime
+    # Bumped by every change; a client that names the version it read (If-Match) changes
+    # the record only if nobody else has since.
+    version: int = 1
+
+    def data(self) -> PatientData:
+        return PatientData(
+            self.name, self.age, self.gender, self.phone, self.email, self.address, self.notes
+        )
 
 
 @value_object
@@ -114,6 +122,10 @@ class Doctor:
     phone: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = 1  # as Patient.version
+
+    def data(self) -> DoctorData:
+        return DoctorData(self.name, self.specialization, self.email, self.phone)
 
     def may_be_changed_by(self, principal: Principal) -> bool:
         return principal.is_admin or self.created_by == principal.user_id

@@ -54,6 +54,17 @@ class Conflict(DomainError):
         self.field = field
 
 
+class PreconditionFailed(DomainError):
+    """The caller changes a record it read at a version that is no longer current."""
+
+    def __init__(self, resource: str, identifier: object, current_version: int) -> None:
+        super().__init__(
+            f"{resource} {identifier} has changed since that version "
+            f"(now version {current_version}); read it again"
+        )
+        self.current_version = current_version
+
+
 class AuthenticationFailed(DomainError):
     """Bad credentials or a token that is not acceptable. Deliberately vague."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict
 
 from healthcare.domain.entities import DoctorData, Gender, PatientData
 from healthcare.domain.errors import FieldError, InvalidInput
@@ -132,6 +134,49 @@ def parse_patient(
     return data
 
 
+_PATIENT_REQUIRED = ("name", "age", "gender")
+_PATIENT_OPTIONAL = ("phone", "email", "address", "notes")
+
+
+def patch_patient(current: PatientData, changes: Mapping[str, object]) -> PatientData:
+    """``current`` with ``changes`` applied, held to the rules of a whole record.
+
+    A field absent from ``changes`` is kept; None clears an optional field and is refused on
+    a required one. Every bad field is reported at once.
+    """
+    errors = _change_errors(changes, _PATIENT_REQUIRED, _PATIENT_OPTIONAL, integers=("age",))
+    named = {error.field for error in errors}
+    merged = {**asdict(current), **{k: v for k, v in changes.items() if k not in named}}
+    try:
+        patched = parse_patient(**merged)
+    except InvalidInput as invalid:
+        errors += invalid.errors
+    if errors:
+        raise InvalidInput(errors)
+    return patched
+
+
+def _change_errors(
+    changes: Mapping[str, object],
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    integers: tuple[str, ...] = (),
+) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for field, value in changes.items():
+        if field not in required and field not in optional:
+            errors.append(FieldError(field, "is not a known field"))
+        elif value is None:
+            if field in required:
+                errors.append(FieldError(field, "must not be null"))
+        elif field in integers:
+            if isinstance(value, bool) or not isinstance(value, int):
+                errors.append(FieldError(field, "must be a whole number"))
+        elif not isinstance(value, str):
+            errors.append(FieldError(field, "must be text"))
+    return errors
+
+
 def validate_patient(data: PatientData) -> None:
     if errors := _patient_errors(data):
         raise InvalidInput(errors)
@@ -147,6 +192,22 @@ def _patient_errors(data: PatientData) -> list[FieldError]:
     errors += _text_errors("address", data.address, ADDRESS_MAX, required=False)
     errors += _text_errors("notes", data.notes, NOTES_MAX, required=False)
     return errors
+
+
+def patch_doctor(current: DoctorData, changes: Mapping[str, object]) -> DoctorData:
+    """As ``patch_patient``, for a doctor."""
+    errors = _change_errors(changes, ("name", "specialization"), ("email", "phone"))
+    named = {error.field for error in errors}
+    merged = DoctorData(
+        **{**asdict(current), **{k: v for k, v in changes.items() if k not in named}}
+    )
+    try:
+        validate_doctor(merged)
+    except InvalidInput as invalid:
+        errors += invalid.errors
+    if errors:
+        raise InvalidInput(errors)
+    return merged
 
 
 def validate_doctor(data: DoctorData) -> None:

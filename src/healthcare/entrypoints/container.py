@@ -126,12 +126,14 @@ class Container(containers.DeclarativeContainer):
     list_patients = providers.Factory(patients.ListPatients, unit_of_work, auditor)
     get_patient = providers.Factory(patients.GetPatient, unit_of_work, auditor)
     update_patient = providers.Factory(patients.UpdatePatient, unit_of_work, auditor)
+    patch_patient = providers.Factory(patients.PatchPatient, unit_of_work, auditor)
     delete_patient = providers.Factory(patients.DeletePatient, unit_of_work, auditor)
 
     create_doctor = providers.Factory(doctors.CreateDoctor, unit_of_work)
     list_doctors = providers.Factory(doctors.ListDoctors, unit_of_work)
     get_doctor = providers.Factory(doctors.GetDoctor, unit_of_work)
     update_doctor = providers.Factory(doctors.UpdateDoctor, unit_of_work)
+    patch_doctor = providers.Factory(doctors.PatchDoctor, unit_of_work)
     delete_doctor = providers.Factory(doctors.DeleteDoctor, unit_of_work)
 
     assign_doctor = providers.Factory(mappings.AssignDoctorToPatient, unit_of_work, auditor)

@@ -8,7 +8,12 @@ from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.openapi.spec import Schema
 
 from healthcare.entrypoints.container import Container, close_container
-from healthcare.entrypoints.http.bodies import BODY_MEDIA_TYPES, RequestBody, RequestBodyDTO
+from healthcare.entrypoints.http.bodies import (
+    BODY_MEDIA_TYPES,
+    MERGE_PATCH,
+    RequestBody,
+    RequestBodyDTO,
+)
 from healthcare.entrypoints.http.controllers import accounts, audit, service
 from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
@@ -23,6 +28,7 @@ from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.options import TruthfulOptions
 from healthcare.entrypoints.http.origin import trust_proxies
 from healthcare.entrypoints.http.paging import page_request_dependency
+from healthcare.entrypoints.http.preconditions import document_preconditions
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.throttling import address_rate_limit
 
@@ -41,11 +47,13 @@ USE_CASES = (
     "list_patients",
     "get_patient",
     "update_patient",
+    "patch_patient",
     "delete_patient",
     "create_doctor",
     "list_doctors",
     "get_doctor",
     "update_doctor",
+    "patch_doctor",
     "delete_doctor",
     "assign_doctor",
     "list_mappings",
@@ -105,6 +113,9 @@ def create_app(container: Container) -> Litestar:
     trust_proxies(app.state, settings.trusted_proxies)
     if settings.docs_enabled:
         _describe_request_bodies(app)
+        document_preconditions(
+            app.openapi_schema, ("/api/patients/{patient_id}", "/api/doctors/{doctor_id}")
+        )
     return app
 
 
@@ -114,9 +125,15 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
         return None
     return CORSConfig(
         allow_origins=list(origins),
-        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-        expose_headers=["X-Total-Count", "Link", REQUEST_ID_HEADER],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            REQUEST_ID_HEADER,
+        ],
+        expose_headers=["X-Total-Count", "Link", "ETag", REQUEST_ID_HEADER],
         allow_credentials=False,
         max_age=600,
     )
@@ -142,5 +159,6 @@ def _describe_request_bodies(app: Litestar) -> None:
             content = operation.request_body.content
             media = content.get(BODY_MEDIA_TYPES[0])
             if media is not None:
-                for media_type in BODY_MEDIA_TYPES[1:]:
+                extra = (MERGE_PATCH,) if operation is path_item.patch else ()
+                for media_type in (*BODY_MEDIA_TYPES[1:], *extra):
                     content.setdefault(media_type, media)

@@ -32,6 +32,7 @@ from healthcare.domain.errors import FieldError, InvalidInput
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+MERGE_PATCH = "application/merge-patch+json"  # RFC 7396: read as JSON, like every +json
 BODY_MEDIA_TYPES = (JSON, FORM, MULTIPART)
 MAX_FORM_FIELDS = 100
 
@@ -254,7 +255,7 @@ class RequestBodyDTO(AbstractDTO[Any]):
         """What an empty body lacks. (Litestar does not hand an empty body to a DTO: its
         validation error is translated with this, as DRF reads no body as ``{}``.)"""
         model = _model(cls._structs[handler_id])
-        required = [name for name, field in model.fields.items() if field.required]
+        required = [name for name, field in model.fields.items() if field.required] or ["body"]
         return InvalidInput([FieldError(name, "is required") for name in required])
 
     @classmethod

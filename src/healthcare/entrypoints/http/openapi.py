@@ -35,6 +35,8 @@ _MEANINGS = {
     403: "Visible, but the caller may not change it",
     404: "No such resource for this caller",
     409: "It would break a uniqueness rule",
+    412: "If-Match named a version that is no longer current: nothing was changed",
+    415: "The body is neither JSON nor a form",
     429: "Throttled: wait for the seconds in Retry-After",
     503: "The database cannot be reached: try again after the seconds in Retry-After",
 }

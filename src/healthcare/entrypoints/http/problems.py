@@ -19,6 +19,7 @@ from healthcare.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
     TooManyAttempts,
     Unavailable,
 )
@@ -55,6 +56,7 @@ DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not-found"),
     Conflict: (409, "conflict"),
+    PreconditionFailed: (412, "precondition-failed"),
     TooManyAttempts: (429, "too-many-attempts"),
 }
 

@@ -293,3 +293,56 @@ class StatusOut(msgspec.Struct, frozen=True):
 def _blank_is_none(value: str | None) -> str | None:
     # Clients of the seed service send "" for an empty optional field.
     return None if value is None or not value.strip() else value
+
+
+# --- partial updates (PATCH) ---------------------------------------------------------------
+# The fields of PatientIn and DoctorIn, each optional: absent is unchanged, null clears an
+# optional field (and is a 400 on a required one), as JSON Merge Patch (RFC 7396) has it.
+
+
+class PatientPatchIn(RequestBody):
+    read_only = RECORD_READ_ONLY
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    age: Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+    gender: Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+    phone: OptionalPhone | msgspec.UnsetType = msgspec.UNSET
+    email: OptionalEmail | msgspec.UnsetType = msgspec.UNSET
+    address: Annotated[str | None, documented(max_length=rules.ADDRESS_MAX)] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+    notes: Annotated[str | None, documented(max_length=rules.NOTES_MAX)] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+
+    def changes(self) -> dict[str, object]:
+        return _changes(self, optional=("phone", "email", "address", "notes"))
+
+
+class DoctorPatchIn(RequestBody):
+    read_only = RECORD_READ_ONLY
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    specialization: Name | msgspec.UnsetType = msgspec.UNSET
+    email: OptionalEmail | msgspec.UnsetType = msgspec.UNSET
+    phone: OptionalPhone | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, object]:
+        return _changes(self, optional=("email", "phone"))
+
+
+def _changes(body: RequestBody, optional: tuple[str, ...]) -> dict[str, object]:
+    """The fields the client sent, for the domain's patch rules; a blank optional is null."""
+    changes: dict[str, object] = {}
+    for field in body.__struct_fields__:
+        value = getattr(body, field)
+        if value is msgspec.UNSET:
+            continue
+        if field in optional and isinstance(value, str):
+            value = _blank_is_none(value)
+        changes[field] = value
+    return changes

@@ -28,7 +28,7 @@ from healthcare.domain.entities import (
     RefreshSession,
     User,
 )
-from healthcare.domain.errors import Conflict, NotFound
+from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
 from healthcare.domain.rules import identity_key
 
 T = TypeVar("T")
@@ -227,18 +227,31 @@ class MemoryPatientRepository(_Repository):
         owned = (p for p in self._t.patients.values() if p.created_by == owner_id)
         return _page(owned, page, key=lambda p: p.id)
 
-    async def update(self, owner_id: int, patient_id: int, data: PatientData) -> Patient | None:
+    async def update(
+        self,
+        owner_id: int,
+        patient_id: int,
+        data: PatientData,
+        expected_version: int | None = None,
+    ) -> Patient | None:
         patient = await self.get(owner_id, patient_id)
-        if patient is None:
+        if patient is None or not _at_version(
+            self._workspace, "Patient", patient, expected_version
+        ):
             self._workspace.wrote(None)
             return None
-        updated = replace(patient, updated_at=_now(), **_fields(data))
+        updated = replace(patient, updated_at=_now(), version=patient.version + 1, **_fields(data))
         self._w.patients[patient_id] = updated
         self._workspace.wrote(patient_id)
         return updated
 
-    async def delete(self, owner_id: int, patient_id: int) -> bool:
-        if await self.get(owner_id, patient_id) is None:
+    async def delete(
+        self, owner_id: int, patient_id: int, expected_version: int | None = None
+    ) -> bool:
+        patient = await self.get(owner_id, patient_id)
+        if patient is None or not _at_version(
+            self._workspace, "Patient", patient, expected_version
+        ):
             self._workspace.wrote(None)
             return False
         del self._w.patients[patient_id]
@@ -267,20 +280,24 @@ class MemoryDoctorRepository(_Repository):
     async def list(self, page: PageRequest) -> Page[Doctor]:
         return _page(self._t.doctors.values(), page, key=lambda d: d.id)
 
-    async def update(self, doctor_id: int, data: DoctorData) -> Doctor | None:
+    async def update(
+        self, doctor_id: int, data: DoctorData, expected_version: int | None = None
+    ) -> Doctor | None:
         doctor = self._t.doctors.get(doctor_id)
-        if doctor is None:
+        if doctor is None or not _at_version(self._workspace, "Doctor", doctor, expected_version):
             self._workspace.wrote(None)
             return None
-        updated = replace(doctor, updated_at=_now(), **_fields(data))
+        updated = replace(doctor, updated_at=_now(), version=doctor.version + 1, **_fields(data))
         self._w.doctors[doctor_id] = updated
         self._workspace.wrote(doctor_id)
         return updated
 
-    async def delete(self, doctor_id: int) -> bool:
-        if self._w.doctors.pop(doctor_id, None) is None:
+    async def delete(self, doctor_id: int, expected_version: int | None = None) -> bool:
+        doctor = self._t.doctors.get(doctor_id)
+        if doctor is None or not _at_version(self._workspace, "Doctor", doctor, expected_version):
             self._workspace.wrote(None)
             return False
+        del self._w.doctors[doctor_id]
         _drop_mappings(self._w.mappings, lambda _patient, doctor: doctor == doctor_id)
         self._workspace.wrote(doctor_id)
         return True
@@ -398,6 +415,17 @@ class MemoryAuditRepository(_Repository):
         found = [e for e in self._t.audit_events.values() if query.matches(e)]
         found.sort(key=lambda e: (e.occurred_at, e.id or 0), reverse=True)
         return Page(found[page.offset : page.offset + page.limit], len(found))
+
+
+def _at_version(
+    workspace: _Workspace, resource: str, record: Patient | Doctor, expected: int | None
+) -> bool:
+    """True if ``record`` may be changed; PreconditionFailed if it is at another version
+    than the one asked for (the write is refused, as the SQL one changes no row)."""
+    if expected is None or record.version == expected:
+        return True
+    workspace.wrote(None)
+    raise PreconditionFailed(resource, record.id, record.version)
 
 
 def _fields(data: PatientData | DoctorData) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -97,6 +98,8 @@ class PatientRow(BigIntAuditBase):
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
     address: Mapped[str | None] = mapped_column(String(ADDRESS_MAX))
     notes: Mapped[str | None] = mapped_column(String(NOTES_MAX))
+    # Bumped by every change (migration 0005): If-Match compares with it.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class DoctorRow(BigIntAuditBase):
@@ -114,6 +117,7 @@ class DoctorRow(BigIntAuditBase):
     specialization: Mapped[str] = mapped_column(String(NAME_MAX))
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
     phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))  # as a patient's
 
 
 class PatientDoctorRow(BigIntAuditBase):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
@@ -13,6 +13,7 @@ from healthcare.application.doctors import (
     DeleteDoctor,
     GetDoctor,
     ListDoctors,
+    PatchDoctor,
     UpdateDoctor,
 )
 from healthcare.application.paging import PageRequest
@@ -20,7 +21,14 @@ from healthcare.domain.entities import Principal
 from healthcare.entrypoints.http.bodies import BodyOf
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
-from healthcare.entrypoints.http.schemas import MAX_ID, DoctorIn, DoctorOut
+from healthcare.entrypoints.http.preconditions import (
+    ETAG_HEADERS,
+    NOT_MODIFIED,
+    expected_version,
+    not_modified,
+    versioned,
+)
+from healthcare.entrypoints.http.schemas import MAX_ID, DoctorIn, DoctorOut, DoctorPatchIn
 
 DoctorId = Annotated[int, Parameter(gt=0, le=MAX_ID, description="The doctor's id")]
 
@@ -30,14 +38,20 @@ class DoctorController(Controller):
     tags = ["doctors"]
     security = BEARER
 
-    @post("/", summary="Add a doctor to the directory", responses=problems(400, 401))
+    @post(
+        "/",
+        summary="Add a doctor to the directory",
+        response_headers=ETAG_HEADERS,
+        responses=problems(400, 401, 415),
+    )
     async def create(
         self,
         data: BodyOf[DoctorIn],
         principal: NamedDependency[Principal],
         create_doctor: NamedDependency[CreateDoctor],
-    ) -> DoctorOut:
-        return DoctorOut.of(await create_doctor(principal, data.to_domain()))
+    ) -> Response[DoctorOut]:
+        doctor = await create_doctor(principal, data.to_domain())
+        return versioned(DoctorOut.of(doctor), doctor.version, status_code=201)
 
     @get("/", summary="Every doctor", response_headers=PAGING_HEADERS, responses=problems(400, 401))
     async def index(
@@ -50,38 +64,74 @@ class DoctorController(Controller):
         page = await list_doctors(principal, page_request)
         return paged_response(request, page, page_request, DoctorOut.of)
 
-    @get("/{doctor_id:int}", summary="One doctor", responses=problems(400, 401, 404))
+    @get(
+        "/{doctor_id:int}",
+        summary="One doctor",
+        response_headers=ETAG_HEADERS,
+        responses={**problems(400, 401, 404), **NOT_MODIFIED},
+    )
     async def show(
         self,
+        request: Request[Any, Any, Any],
         doctor_id: DoctorId,
         principal: NamedDependency[Principal],
         get_doctor: NamedDependency[GetDoctor],
-    ) -> DoctorOut:
-        return DoctorOut.of(await get_doctor(principal, doctor_id))
+    ) -> Response[DoctorOut]:
+        doctor = await get_doctor(principal, doctor_id)
+        if not_modified(request, doctor.version):
+            return versioned(None, doctor.version, status_code=304)
+        return versioned(DoctorOut.of(doctor), doctor.version)
 
     @put(
         "/{doctor_id:int}",
         summary="Replace a doctor (its creator or an administrator)",
-        responses=problems(400, 401, 403, 404),
+        response_headers=ETAG_HEADERS,
+        responses=problems(400, 401, 403, 404, 412, 415),
     )
     async def replace(
         self,
+        request: Request[Any, Any, Any],
         doctor_id: DoctorId,
         data: BodyOf[DoctorIn],
         principal: NamedDependency[Principal],
         update_doctor: NamedDependency[UpdateDoctor],
-    ) -> DoctorOut:
-        return DoctorOut.of(await update_doctor(principal, doctor_id, data.to_domain()))
+    ) -> Response[DoctorOut]:
+        version = expected_version(request)
+        doctor = await update_doctor(
+            principal, doctor_id, data.to_domain(), expected_version=version
+        )
+        return versioned(DoctorOut.of(doctor), doctor.version)
+
+    @patch(
+        "/{doctor_id:int}",
+        summary="Change some fields of a doctor (its creator or an administrator)",
+        description="JSON (also application/merge-patch+json) or a form: fields left out are "
+        "kept, null clears an optional field.",
+        response_headers=ETAG_HEADERS,
+        responses=problems(400, 401, 403, 404, 412, 415),
+    )
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        doctor_id: DoctorId,
+        data: BodyOf[DoctorPatchIn],
+        principal: NamedDependency[Principal],
+        patch_doctor: NamedDependency[PatchDoctor],
+    ) -> Response[DoctorOut]:
+        version = expected_version(request)
+        doctor = await patch_doctor(principal, doctor_id, data.changes(), expected_version=version)
+        return versioned(DoctorOut.of(doctor), doctor.version)
 
     @delete(
         "/{doctor_id:int}",
         summary="Delete a doctor and its mappings (creator or admin)",
-        responses=problems(400, 401, 403, 404),
+        responses=problems(400, 401, 403, 404, 412),
     )
     async def remove(
         self,
+        request: Request[Any, Any, Any],
         doctor_id: DoctorId,
         principal: NamedDependency[Principal],
         delete_doctor: NamedDependency[DeleteDoctor],
     ) -> None:
-        await delete_doctor(principal, doctor_id)
+        await delete_doctor(principal, doctor_id, expected_version=expected_version(request))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
@@ -15,13 +15,27 @@ from healthcare.application.patients import (
     DeletePatient,
     GetPatient,
     ListPatients,
+    PatchPatient,
     UpdatePatient,
 )
 from healthcare.domain.entities import Principal
 from healthcare.entrypoints.http.bodies import BodyOf
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
-from healthcare.entrypoints.http.schemas import MAX_ID, DoctorOut, PatientIn, PatientOut
+from healthcare.entrypoints.http.preconditions import (
+    ETAG_HEADERS,
+    NOT_MODIFIED,
+    expected_version,
+    not_modified,
+    versioned,
+)
+from healthcare.entrypoints.http.schemas import (
+    MAX_ID,
+    DoctorOut,
+    PatientIn,
+    PatientOut,
+    PatientPatchIn,
+)
 
 PatientId = Annotated[int, Parameter(gt=0, le=MAX_ID, description="The patient's id")]
 
@@ -31,14 +45,20 @@ class PatientController(Controller):
     tags = ["patients"]
     security = BEARER
 
-    @post("/", summary="Add a patient, owned by the caller", responses=problems(400, 401))
+    @post(
+        "/",
+        summary="Add a patient, owned by the caller",
+        response_headers=ETAG_HEADERS,
+        responses=problems(400, 401, 415),
+    )
     async def create(
         self,
         data: BodyOf[PatientIn],
         principal: NamedDependency[Principal],
         create_patient: NamedDependency[CreatePatient],
-    ) -> PatientOut:
-        return PatientOut.of(await create_patient(principal, data.to_domain()))
+    ) -> Response[PatientOut]:
+        patient = await create_patient(principal, data.to_domain())
+        return versioned(PatientOut.of(patient), patient.version, status_code=201)
 
     @get(
         "/",
@@ -59,42 +79,76 @@ class PatientController(Controller):
     @get(
         "/{patient_id:int}",
         summary="One of the caller's patients",
-        responses=problems(400, 401, 404),
+        response_headers=ETAG_HEADERS,
+        responses={**problems(400, 401, 404), **NOT_MODIFIED},
     )
     async def show(
         self,
+        request: Request[Any, Any, Any],
         patient_id: PatientId,
         principal: NamedDependency[Principal],
         get_patient: NamedDependency[GetPatient],
-    ) -> PatientOut:
-        return PatientOut.of(await get_patient(principal, patient_id))
+    ) -> Response[PatientOut]:
+        patient = await get_patient(principal, patient_id)
+        if not_modified(request, patient.version):
+            return versioned(None, patient.version, status_code=304)
+        return versioned(PatientOut.of(patient), patient.version)
 
     @put(
         "/{patient_id:int}",
         summary="Replace one of the caller's patients",
-        responses=problems(400, 401, 404),
+        response_headers=ETAG_HEADERS,
+        responses=problems(400, 401, 404, 412, 415),
     )
     async def replace(
         self,
+        request: Request[Any, Any, Any],
         patient_id: PatientId,
         data: BodyOf[PatientIn],
         principal: NamedDependency[Principal],
         update_patient: NamedDependency[UpdatePatient],
-    ) -> PatientOut:
-        return PatientOut.of(await update_patient(principal, patient_id, data.to_domain()))
+    ) -> Response[PatientOut]:
+        version = expected_version(request)
+        patient = await update_patient(
+            principal, patient_id, data.to_domain(), expected_version=version
+        )
+        return versioned(PatientOut.of(patient), patient.version)
+
+    @patch(
+        "/{patient_id:int}",
+        summary="Change some fields of one of the caller's patients",
+        description="JSON (also application/merge-patch+json) or a form: fields left out are "
+        "kept, null clears an optional field.",
+        response_headers=ETAG_HEADERS,
+        responses=problems(400, 401, 404, 412, 415),
+    )
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        patient_id: PatientId,
+        data: BodyOf[PatientPatchIn],
+        principal: NamedDependency[Principal],
+        patch_patient: NamedDependency[PatchPatient],
+    ) -> Response[PatientOut]:
+        version = expected_version(request)
+        patient = await patch_patient(
+            principal, patient_id, data.changes(), expected_version=version
+        )
+        return versioned(PatientOut.of(patient), patient.version)
 
     @delete(
         "/{patient_id:int}",
         summary="Delete one of the caller's patients and its mappings",
-        responses=problems(400, 401, 404),
+        responses=problems(400, 401, 404, 412),
     )
     async def remove(
         self,
+        request: Request[Any, Any, Any],
         patient_id: PatientId,
         principal: NamedDependency[Principal],
         delete_patient: NamedDependency[DeletePatient],
     ) -> None:
-        await delete_patient(principal, patient_id)
+        await delete_patient(principal, patient_id, expected_version=expected_version(request))
 
     @get(
         "/{patient_id:int}/doctors",
