@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,11 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
-from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork, repositories
-from healthcare.adapters.persistence.sqlalchemy.database import Database
+from healthcare.adapters.persistence.sqlalchemy import repositories
 from healthcare.application.paging import PageRequest
-from healthcare.application.ports import UnitOfWork
 from healthcare.domain.audit import (
     AuditAction,
     AuditEvent,
@@ -42,50 +38,13 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
-
-# Typed as the port, so mypy checks that the adapter implements it.
-UowFactory = Callable[[], UnitOfWork]
+from tests.integration.conftest import UowFactory
 
 
 def unique(prefix: str = "user") -> str:
     # One database serves the whole session (and earlier runs, for SQLite files kept
     # around): names must never repeat.
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="session")
-def memory_store() -> MemoryStore:
-    # Shared by the session, as the databases are: tests keep their data apart themselves.
-    return MemoryStore()
-
-
-@pytest.fixture(scope="session")
-async def sqlite_uow_database(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture(scope="session")
-async def postgresql_uow_database(postgres_url: str) -> AsyncIterator[Database]:
-    database = Database(postgres_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "memory"])
-def new_uow(request: pytest.FixtureRequest) -> UowFactory:
-    if request.param == "memory":
-        store: MemoryStore = request.getfixturevalue("memory_store")
-        return lambda: MemoryUnitOfWork(store)
-    database: Database = request.getfixturevalue(f"{request.param}_uow_database")
-    return lambda: SqlAlchemyUnitOfWork(database)
-
-
-@pytest.fixture
-def sql_new_uow(uow_database: Database) -> UowFactory:
-    """On the database of ``engine``, for tests that also look at it directly."""
-    return lambda: SqlAlchemyUnitOfWork(uow_database)
 
 
 async def add_user(new_uow: UowFactory, username: str | None = None) -> User:

@@ -8,6 +8,7 @@ from healthcare.application.paging import Page, PageRequest
 from healthcare.application.ports import UnitOfWork
 from healthcare.domain.entities import Doctor, DoctorData, Principal
 from healthcare.domain.errors import Forbidden, NotFound, PreconditionFailed
+from healthcare.domain.listing import NO_DOCTOR_FILTER, DoctorFilter
 from healthcare.domain.rules import patch_doctor, validate_doctor
 
 NOT_YOURS = "Only the user who added this doctor, or an administrator, may change it"
@@ -29,9 +30,11 @@ class ListDoctors:
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
 
-    async def __call__(self, principal: Principal, page: PageRequest) -> Page[Doctor]:
+    async def __call__(
+        self, principal: Principal, page: PageRequest, where: DoctorFilter = NO_DOCTOR_FILTER
+    ) -> Page[Doctor]:
         async with self._uow as uow:
-            return await uow.doctors.list(page)
+            return await uow.doctors.list(page, where)
 
 
 class GetDoctor:

@@ -8,6 +8,7 @@ from healthcare.application.ports import UnitOfWork
 from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import Doctor, Mapping, Principal
 from healthcare.domain.errors import NotFound
+from healthcare.domain.listing import NO_MAPPING_FILTER, MappingFilter
 
 PATIENT, MAPPING = ResourceType.PATIENT, ResourceType.MAPPING
 
@@ -35,12 +36,14 @@ class ListMappings:
         self._uow = uow
         self._audit = auditor
 
-    async def __call__(self, principal: Principal, page: PageRequest) -> Page[Mapping]:
+    async def __call__(
+        self, principal: Principal, page: PageRequest, where: MappingFilter = NO_MAPPING_FILTER
+    ) -> Page[Mapping]:
         async with (
             self._audit.of(principal, AuditAction.MAPPING_LIST, MAPPING),
             self._uow as uow,
         ):
-            return await uow.mappings.list_for_owner(principal.user_id, page)
+            return await uow.mappings.list_for_owner(principal.user_id, page, where)
 
 
 class ListPatientMappings:

@@ -10,6 +10,7 @@ from healthcare.application.ports import UnitOfWork
 from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import Patient, PatientData, Principal
 from healthcare.domain.errors import NotFound, PreconditionFailed
+from healthcare.domain.listing import NO_PATIENT_FILTER, PatientFilter
 from healthcare.domain.rules import patch_patient, validate_patient
 
 PATIENT = ResourceType.PATIENT
@@ -35,12 +36,14 @@ class ListPatients:
         self._uow = uow
         self._audit = auditor
 
-    async def __call__(self, principal: Principal, page: PageRequest) -> Page[Patient]:
+    async def __call__(
+        self, principal: Principal, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+    ) -> Page[Patient]:
         async with (
             self._audit.of(principal, AuditAction.PATIENT_LIST, PATIENT),
             self._uow as uow,
         ):
-            return await uow.patients.list(principal.user_id, page)
+            return await uow.patients.list(principal.user_id, page, where)
 
 
 class GetPatient:

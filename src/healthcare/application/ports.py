@@ -21,6 +21,14 @@ from healthcare.domain.entities import (
     RefreshSession,
     User,
 )
+from healthcare.domain.listing import (
+    NO_DOCTOR_FILTER,
+    NO_MAPPING_FILTER,
+    NO_PATIENT_FILTER,
+    DoctorFilter,
+    MappingFilter,
+    PatientFilter,
+)
 
 
 class UserRepository(Protocol):
@@ -50,7 +58,11 @@ class PatientRepository(Protocol):
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None: ...
 
-    async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]: ...
+    async def list(
+        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+    ) -> Page[Patient]:
+        """The owner's patients that ``where`` admits, in its order then by id."""
+        ...
 
     async def update(
         self,
@@ -81,7 +93,9 @@ class DoctorRepository(Protocol):
 
     async def get(self, doctor_id: int) -> Doctor | None: ...
 
-    async def list(self, page: PageRequest) -> Page[Doctor]: ...
+    async def list(self, page: PageRequest, where: DoctorFilter = NO_DOCTOR_FILTER) -> Page[Doctor]:
+        """The doctors that ``where`` admits, in its order then by id."""
+        ...
 
     async def update(
         self, doctor_id: int, data: DoctorData, expected_version: int | None = None
@@ -110,7 +124,9 @@ class MappingRepository(Protocol):
         """A mapping whose patient belongs to ``owner_id``."""
         ...
 
-    async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]: ...
+    async def list_for_owner(
+        self, owner_id: int, page: PageRequest, where: MappingFilter = NO_MAPPING_FILTER
+    ) -> Page[Mapping]: ...
 
     async def list_for_patient(
         self, owner_id: int, patient_id: int, page: PageRequest

@@ -29,6 +29,16 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
+from healthcare.domain.listing import (
+    NO_DOCTOR_FILTER,
+    NO_MAPPING_FILTER,
+    NO_PATIENT_FILTER,
+    DoctorFilter,
+    MappingFilter,
+    PatientFilter,
+    SortKey,
+    search_key,
+)
 from healthcare.domain.rules import identity_key
 
 T = TypeVar("T")
@@ -110,6 +120,38 @@ class MemoryStore:
 def _page(items: Iterable[T], page: PageRequest, key: Callable[[T], int]) -> Page[T]:
     ordered = sorted(items, key=key)
     return Page(ordered[page.offset : page.offset + page.limit], len(ordered))
+
+
+def _ordered(
+    items: Iterable[T],
+    ordering: tuple[SortKey, ...],
+    value: Callable[[T, str], Any],
+    page: PageRequest,
+) -> Page[T]:
+    """Sorted as the SQL adapter sorts: by each key in turn, then by id (stable sorts, the
+    last key first)."""
+    ordered = sorted(items, key=lambda item: value(item, "id"))
+    for key in reversed(ordering):
+
+        def sort_key(item: T, field: str = key.field) -> Any:
+            return value(item, field)
+
+        ordered.sort(key=sort_key, reverse=key.descending)
+    return Page(ordered[page.offset : page.offset + page.limit], len(ordered))
+
+
+def _contains(key: str | None, *texts: str) -> bool:
+    return key is None or any(key in search_key(text) for text in texts)
+
+
+def _patient_value(patient: Patient, field: str) -> Any:
+    return search_key(patient.name) if field == "name" else getattr(patient, field)
+
+
+def _doctor_value(doctor: Doctor, field: str) -> Any:
+    if field in ("name", "specialization"):
+        return search_key(getattr(doctor, field))
+    return doctor.id
 
 
 class _Writable:
@@ -223,9 +265,21 @@ class MemoryPatientRepository(_Repository):
         patient = self._t.patients.get(patient_id)
         return patient if patient is not None and patient.created_by == owner_id else None
 
-    async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]:
-        owned = (p for p in self._t.patients.values() if p.created_by == owner_id)
-        return _page(owned, page, key=lambda p: p.id)
+    async def list(
+        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+    ) -> Page[Patient]:
+        found = (
+            p
+            for p in self._t.patients.values()
+            if p.created_by == owner_id
+            and _contains(where.search, p.name)
+            and (where.gender is None or p.gender is where.gender)
+            and (where.min_age is None or p.age >= where.min_age)
+            and (where.max_age is None or p.age <= where.max_age)
+            and (where.created_after is None or p.created_at > where.created_after)
+            and (where.created_before is None or p.created_at < where.created_before)
+        )
+        return _ordered(found, where.ordering, _patient_value, page)
 
     async def update(
         self,
@@ -277,8 +331,16 @@ class MemoryDoctorRepository(_Repository):
     async def get(self, doctor_id: int) -> Doctor | None:
         return self._t.doctors.get(doctor_id)
 
-    async def list(self, page: PageRequest) -> Page[Doctor]:
-        return _page(self._t.doctors.values(), page, key=lambda d: d.id)
+    async def list(self, page: PageRequest, where: DoctorFilter = NO_DOCTOR_FILTER) -> Page[Doctor]:
+        found = (
+            d
+            for d in self._t.doctors.values()
+            if _contains(where.search, d.name, d.specialization)
+            and (
+                where.specialization is None or search_key(d.specialization) == where.specialization
+            )
+        )
+        return _ordered(found, where.ordering, _doctor_value, page)
 
     async def update(
         self, doctor_id: int, data: DoctorData, expected_version: int | None = None
@@ -334,13 +396,21 @@ class MemoryMappingRepository(_Repository):
             return None
         return self._mapping(mapping_id)
 
-    async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]:
+    async def list_for_owner(
+        self, owner_id: int, page: PageRequest, where: MappingFilter = NO_MAPPING_FILTER
+    ) -> Page[Mapping]:
         ids = (
             mid
-            for mid, (patient_id, _, _) in self._t.mappings.items()
+            for mid, (patient_id, doctor_id, _) in self._t.mappings.items()
             if self._t.patients[patient_id].created_by == owner_id
+            and where.patient_id in (None, patient_id)
+            and where.doctor_id in (None, doctor_id)
         )
-        result = _page(ids, page, key=lambda mid: mid)
+
+        def value(mid: int, field: str) -> Any:
+            return mid if field == "id" else self._t.mappings[mid][2]
+
+        result = _ordered(ids, where.ordering, value, page)
         return Page([self._mapping(mid) for mid in result.items], result.total)
 
     async def list_for_patient(

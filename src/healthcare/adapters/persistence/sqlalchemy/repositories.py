@@ -14,6 +14,7 @@ whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from collections.abc import Mapping as MappingType
 from datetime import UTC, datetime
@@ -50,6 +51,16 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
+from healthcare.domain.listing import (
+    NO_DOCTOR_FILTER,
+    NO_MAPPING_FILTER,
+    NO_PATIENT_FILTER,
+    DoctorFilter,
+    MappingFilter,
+    PatientFilter,
+    SortKey,
+    search_key,
+)
 from healthcare.domain.rules import identity_key
 
 T = TypeVar("T")
@@ -87,6 +98,22 @@ def _owners_count(counted: Any) -> Select[Any]:
     rows = counted.table
     owners = select(counted).where(rows.c.user_id == bindparam("b_owner_id")).scalar_subquery()
     return select(func.coalesce(owners, 0))
+
+
+def _like(key: str) -> str:
+    """A LIKE pattern for "contains ``key``", its own wildcards escaped (with "/")."""
+    escaped = key.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _order(
+    ordering: tuple[SortKey, ...], columns: MappingType[str, Any], id_column: Any
+) -> list[Any]:
+    """ORDER BY the keys asked for, then by id: a stable order that pages never overlap."""
+    clauses = [columns[k.field].desc() if k.descending else columns[k.field] for k in ordering]
+    if all(key.field != "id" for key in ordering):
+        clauses.append(id_column)
+    return clauses
 
 
 class _Repository:
@@ -267,6 +294,53 @@ _DELETE_PATIENT_AT_VERSION = delete(p).where(_OWNED_PATIENT, _AT_PATIENT_VERSION
 
 
 _GENDERS = {gender.value: gender for gender in Gender}
+_PATIENT_ORDER = {
+    "name": p.c.name_key,
+    "age": p.c.age,
+    "created_at": p.c.created_at,
+    "updated_at": p.c.updated_at,
+    "id": p.c.id,
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _filtered_patients(
+    shape: tuple[bool, ...], ordering: tuple[SortKey, ...]
+) -> tuple[Select[Any], Select[Any]]:
+    """A page of an owner's patients narrowed by the filters ``shape`` says are given, and
+    its count: built once per combination, so each is compiled once (see transaction.py).
+    A name search is a trigram index scan on PostgreSQL (migration 0006), a scan on SQLite."""
+    search, gender, min_age, max_age, after, before = shape
+    where = [p.c.created_by == bindparam("b_owner_id")]
+    if search:
+        where.append(p.c.name_key.like(bindparam("b_search"), escape="/"))
+    if gender:
+        where.append(p.c.gender == bindparam("b_gender"))
+    if min_age:
+        where.append(p.c.age >= bindparam("b_min_age"))
+    if max_age:
+        where.append(p.c.age <= bindparam("b_max_age"))
+    if after:
+        where.append(p.c.created_at > bindparam("b_created_after", type_=p.c.created_at.type))
+    if before:
+        where.append(p.c.created_at < bindparam("b_created_before", type_=p.c.created_at.type))
+    rows = select(*_PATIENT_COLUMNS).where(*where)
+    rows = rows.order_by(*_order(ordering, _PATIENT_ORDER, p.c.id))
+    count = select(func.count()).select_from(p).where(*where)
+    return _paged(rows, count), count
+
+
+def _patient_filter_params(where: PatientFilter) -> tuple[tuple[bool, ...], dict[str, Any]]:
+    values = {
+        "b_search": None if where.search is None else _like(where.search),
+        "b_gender": None if where.gender is None else where.gender.value,
+        "b_min_age": where.min_age,
+        "b_max_age": where.max_age,
+        "b_created_after": where.created_after,
+        "b_created_before": where.created_before,
+    }
+    shape = tuple(value is not None for value in values.values())
+    return shape, {name: value for name, value in values.items() if value is not None}
 
 
 def _patient(row: Any) -> Patient:
@@ -283,6 +357,7 @@ def _patient(row: Any) -> Patient:
 def _patient_values(data: PatientData) -> dict[str, Any]:
     return {
         "name": data.name,
+        "name_key": search_key(data.name),
         "age": data.age,
         "gender": data.gender.value,
         "phone": data.phone,
@@ -305,9 +380,15 @@ class SqlAlchemyPatientRepository(_Repository):
         row = (await self._db.read(_GET_PATIENT, params)).first()
         return None if row is None else _patient(row)
 
-    async def list(self, owner_id: int, page: PageRequest) -> Page[Patient]:
+    async def list(
+        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+    ) -> Page[Patient]:
         params = {"b_owner_id": owner_id}
-        return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
+        if where.is_empty:  # the plain page: its total from the owner's count row
+            return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
+        shape, values = _patient_filter_params(where)
+        statement, count = _filtered_patients(shape, where.ordering)
+        return await self._page(statement, count, {**params, **values}, page, _patient)
 
     async def update(
         self,
@@ -399,10 +480,36 @@ def _doctor(row: Any, start: int = 0) -> Doctor:
     return Doctor(*row[start : start + _DOCTOR_WIDTH])
 
 
+_DOCTOR_ORDER = {"name": d.c.name_key, "specialization": d.c.specialization_key, "id": d.c.id}
+
+
+@functools.lru_cache(maxsize=64)
+def _filtered_doctors(
+    search: bool, specialization: bool, ordering: tuple[SortKey, ...]
+) -> tuple[Select[Any], Select[Any]]:
+    """As _filtered_patients, for the directory (a scan: it is small next to the patients)."""
+    where: list[Any] = []
+    if search:
+        pattern: Any = bindparam("b_search")
+        where.append(
+            or_(
+                d.c.name_key.like(pattern, escape="/"),
+                d.c.specialization_key.like(pattern, escape="/"),
+            )
+        )
+    if specialization:
+        where.append(d.c.specialization_key == bindparam("b_specialization"))
+    rows = select(*_DOCTOR_COLUMNS).where(*where).order_by(*_order(ordering, _DOCTOR_ORDER, d.c.id))
+    count = select(func.count()).select_from(d).where(*where)
+    return _paged(rows, count), count
+
+
 def _doctor_values(data: DoctorData) -> dict[str, Any]:
     return {
         "name": data.name,
+        "name_key": search_key(data.name),
         "specialization": data.specialization,
+        "specialization_key": search_key(data.specialization),
         "email": data.email,
         "phone": data.phone,
     }
@@ -420,8 +527,18 @@ class SqlAlchemyDoctorRepository(_Repository):
         row = (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
         return None if row is None else _doctor(row)
 
-    async def list(self, page: PageRequest) -> Page[Doctor]:
-        return await self._page(_LIST_DOCTORS, _COUNT_DOCTORS, {}, page, _doctor)
+    async def list(self, page: PageRequest, where: DoctorFilter = NO_DOCTOR_FILTER) -> Page[Doctor]:
+        if where.is_empty:  # the plain page: its total from the directory's count row
+            return await self._page(_LIST_DOCTORS, _COUNT_DOCTORS, {}, page, _doctor)
+        statement, count = _filtered_doctors(
+            where.search is not None, where.specialization is not None, where.ordering
+        )
+        params: dict[str, Any] = {}
+        if where.search is not None:
+            params["b_search"] = _like(where.search)
+        if where.specialization is not None:
+            params["b_specialization"] = where.specialization
+        return await self._page(statement, count, params, page, _doctor)
 
     async def update(
         self, doctor_id: int, data: DoctorData, expected_version: int | None = None
@@ -488,6 +605,25 @@ _OWNER_MAPPINGS = (
 )
 _COUNT_OWNER_MAPPINGS = _owners_count(mc.c.mappings)
 _LIST_OWNER_MAPPINGS = _paged(_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS)
+_MAPPING_ORDER = {"id": m.c.id, "created_at": m.c.created_at}
+
+
+@functools.lru_cache(maxsize=32)
+def _filtered_mappings(
+    patient: bool, doctor: bool, ordering: tuple[SortKey, ...]
+) -> tuple[Select[Any], Select[Any]]:
+    """An owner's mappings of one patient or doctor (or both), as _filtered_patients."""
+    where = [_OWNED_MAPPINGS]
+    if patient:
+        where.append(m.c.patient_id == bindparam("b_patient_id"))
+    if doctor:
+        where.append(m.c.doctor_id == bindparam("b_doctor_id"))
+    rows = select(*_MAPPING_COLUMNS).select_from(_WITH_DOCTOR).where(*where)
+    rows = rows.order_by(*_order(ordering, _MAPPING_ORDER, m.c.id))
+    count = select(func.count()).select_from(m).where(*where)
+    return _paged(rows, count), count
+
+
 # The patient is the owner's: checked in the same query (PostgreSQL runs an uncorrelated
 # EXISTS once, before the rows).
 _OWNS_PATIENT = exists().where(
@@ -625,9 +761,22 @@ class SqlAlchemyMappingRepository(_Repository):
         row = (await self._db.read(_GET_OWNED_MAPPING, params)).first()
         return None if row is None else _mapping(row)
 
-    async def list_for_owner(self, owner_id: int, page: PageRequest) -> Page[Mapping]:
-        params = {"b_owner_id": owner_id}
-        return await self._page(_LIST_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS, params, page, _mapping)
+    async def list_for_owner(
+        self, owner_id: int, page: PageRequest, where: MappingFilter = NO_MAPPING_FILTER
+    ) -> Page[Mapping]:
+        params: dict[str, Any] = {"b_owner_id": owner_id}
+        if where.is_empty:
+            return await self._page(
+                _LIST_OWNER_MAPPINGS, _COUNT_OWNER_MAPPINGS, params, page, _mapping
+            )
+        statement, count = _filtered_mappings(
+            where.patient_id is not None, where.doctor_id is not None, where.ordering
+        )
+        if where.patient_id is not None:
+            params["b_patient_id"] = where.patient_id
+        if where.doctor_id is not None:
+            params["b_doctor_id"] = where.doctor_id
+        return await self._page(statement, count, params, page, _mapping)
 
     async def list_for_patient(
         self, owner_id: int, patient_id: int, page: PageRequest

@@ -46,6 +46,12 @@ AUDIT_OUTCOME_MAX = 16
 AUDIT_RESOURCE_MAX = 16
 CLIENT_MAX = 64  # an IPv6 address is at most 45 characters
 REQUEST_ID_MAX = 128
+SEARCH_KEY_MAX = NAME_MAX * KEY_GROWTH  # search_key may lengthen a name as identity_key does
+# Search keys sort by code point everywhere: SQLite's BINARY does, and PostgreSQL's "C"
+# collation does (a database's default collation may be a locale's, which orders otherwise).
+SEARCH_KEY = String(SEARCH_KEY_MAX).with_variant(
+    String(SEARCH_KEY_MAX, collation="C"), "postgresql"
+)
 
 # Without AUTOINCREMENT SQLite reuses the highest deleted rowid; a reused user id would let
 # a deleted user's unexpired access token act for a new user. PostgreSQL sequences never
@@ -100,6 +106,8 @@ class PatientRow(BigIntAuditBase):
     notes: Mapped[str | None] = mapped_column(String(NOTES_MAX))
     # Bumped by every change (migration 0005): If-Match compares with it.
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # search_key(name): what a search matches and the name ordering sorts (migration 0006).
+    name_key: Mapped[str] = mapped_column(SEARCH_KEY, server_default="")
 
 
 class DoctorRow(BigIntAuditBase):
@@ -118,6 +126,8 @@ class DoctorRow(BigIntAuditBase):
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
     phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))  # as a patient's
+    name_key: Mapped[str] = mapped_column(SEARCH_KEY, server_default="")
+    specialization_key: Mapped[str] = mapped_column(String(SEARCH_KEY_MAX), server_default="")
 
 
 class PatientDoctorRow(BigIntAuditBase):
@@ -247,6 +257,12 @@ TRIGGERS: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 
+# Indexes the models do not declare because only one dialect has them (migration 0006).
+DIALECT_INDEXES: dict[str, dict[str, frozenset[str]]] = {
+    "postgresql": {"patient": frozenset({"ix_patient_name_key_trgm"})},
+    "sqlite": {},
+}
+
 # The Core tables the repositories query.
 user_account = cast(Table, UserAccountRow.__table__)
 patient = cast(Table, PatientRow.__table__)
@@ -259,6 +275,7 @@ mapping_count = cast(Table, MappingCountRow.__table__)
 doctor_count = cast(Table, DoctorCountRow.__table__)
 
 __all__ = [
+    "DIALECT_INDEXES",
     "TRIGGERS",
     "AuditEventRow",
     "DoctorCountRow",

@@ -18,7 +18,9 @@ from healthcare.application.doctors import (
 )
 from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import Principal
+from healthcare.domain.listing import DoctorFilter
 from healthcare.entrypoints.http.bodies import BodyOf
+from healthcare.entrypoints.http.filters import DOCTOR_FILTER
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.preconditions import (
@@ -53,15 +55,22 @@ class DoctorController(Controller):
         doctor = await create_doctor(principal, data.to_domain())
         return versioned(DoctorOut.of(doctor), doctor.version, status_code=201)
 
-    @get("/", summary="Every doctor", response_headers=PAGING_HEADERS, responses=problems(400, 401))
+    @get(
+        "/",
+        summary="The directory: searched, filtered and ordered as asked",
+        response_headers=PAGING_HEADERS,
+        responses=problems(400, 401),
+        dependencies=DOCTOR_FILTER,
+    )
     async def index(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         page_request: NamedDependency[PageRequest],
+        doctor_filter: NamedDependency[DoctorFilter],
         list_doctors: NamedDependency[ListDoctors],
     ) -> Response[list[DoctorOut]]:
-        page = await list_doctors(principal, page_request)
+        page = await list_doctors(principal, page_request, doctor_filter)
         return paged_response(request, page, page_request, DoctorOut.of)
 
     @get(

@@ -16,7 +16,9 @@ from healthcare.application.mappings import (
 )
 from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import Principal
+from healthcare.domain.listing import MappingFilter
 from healthcare.entrypoints.http.bodies import BodyOf
+from healthcare.entrypoints.http.filters import MAPPING_FILTER
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, MappingIn, MappingOut
@@ -49,18 +51,20 @@ class MappingController(Controller):
 
     @get(
         "/",
-        summary="Every mapping of the caller's patients",
+        summary="Every mapping of the caller's patients (of one patient or doctor, if asked)",
         response_headers=PAGING_HEADERS,
         responses=problems(400, 401),
+        dependencies=MAPPING_FILTER,
     )
     async def index(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         page_request: NamedDependency[PageRequest],
+        mapping_filter: NamedDependency[MappingFilter],
         list_mappings: NamedDependency[ListMappings],
     ) -> Response[list[MappingOut]]:
-        page = await list_mappings(principal, page_request)
+        page = await list_mappings(principal, page_request, mapping_filter)
         return paged_response(request, page, page_request, MappingOut.of)
 
     @get(

@@ -19,7 +19,9 @@ from healthcare.application.patients import (
     UpdatePatient,
 )
 from healthcare.domain.entities import Principal
+from healthcare.domain.listing import PatientFilter
 from healthcare.entrypoints.http.bodies import BodyOf
+from healthcare.entrypoints.http.filters import PATIENT_FILTER
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.preconditions import (
@@ -62,18 +64,20 @@ class PatientController(Controller):
 
     @get(
         "/",
-        summary="The caller's patients",
+        summary="The caller's patients: searched, filtered and ordered as asked",
         response_headers=PAGING_HEADERS,
         responses=problems(400, 401),
+        dependencies=PATIENT_FILTER,
     )
     async def index(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[Principal],
         page_request: NamedDependency[PageRequest],
+        patient_filter: NamedDependency[PatientFilter],
         list_patients: NamedDependency[ListPatients],
     ) -> Response[list[PatientOut]]:
-        page = await list_patients(principal, page_request)
+        page = await list_patients(principal, page_request, patient_filter)
         return paged_response(request, page, page_request, PatientOut.of)
 
     @get(
