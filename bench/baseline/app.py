@@ -4,7 +4,7 @@ A bare Litestar app (no container, no use cases, no SQLAlchemy): pyjwt HS256 ver
 the same tokens the API issues, and hand-written SQL over a psycopg ``AsyncConnectionPool`` on
 the same PostgreSQL database. It serves only the routes the benchmark drives, with the same
 paths and response shapes, so one set of wrk scripts and tokens drives both servers. Served by
-granian with the same worker count as the API (see bench/run.py).
+granian with the same worker count as the API (see bench/harness/servers.py).
 
 Configuration (environment): DATABASE_URL (a postgresql:// URL; a ``+psycopg`` driver suffix
 is dropped), SECRET_KEY, ACCESS_TOKEN_MINUTES (15), REFRESH_TOKEN_DAYS (7), DB_POOL_SIZE (8
