@@ -13,7 +13,7 @@ from .config import Config, parse_args
 from .database import hash_password, prepare_database
 from .load import Load, write_lua_data
 from .machine import ensure_wrk, machine_description, time_one_hash
-from .parity import Answer, jwt_claims, parity_checks
+from .parity import Answer, check_parity, require_parity
 from .runtime import CLEANUP, log, on_signal
 from .scale import scale_check
 from .scenarios import RefreshPools, scenario_runs, summarize
@@ -71,13 +71,22 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
     users = list(range(1, sizes.users + 1))
     pairs = login_many(api, users)
     tokens = {u: p["access"] for u, p in zip(users, pairs, strict=True)}
-    claims_api = sorted(jwt_claims(pairs[0]["access"]))
-    claims_base = sorted(jwt_claims(login(baseline, 1)["access"]))
-    if claims_api != claims_base:
-        log(f"WARNING: token claims differ: api {claims_api}, baseline {claims_base}")
     data_file = CLEANUP.workdir / "data.lua"
     write_lua_data(data_file, sizes, sizes.patients, tokens)
-    parity = parity_checks(_Fetch(api), _Fetch(baseline), tokens[1], 1)
+    # Before any timed round: a mismatch would make every ratio compare different work, so
+    # the run stops here (exit status 1, each mismatch named) rather than 30 minutes later.
+    parity = check_parity(
+        _Fetch(api),
+        _Fetch(baseline),
+        token=tokens[1],
+        patient=1,
+        api_login=pairs[0],
+        baseline_login=login(baseline, 1),
+    )
+    for mismatch in parity.mismatches:
+        log(f"parity: {mismatch}")
+    require_parity(parity.mismatches)
+    log(f"parity: both servers answered {len(parity.records)} checks alike")
 
     load = Load(cfg, data_file)
     runs = scenario_runs(cfg, load, api, baseline, RefreshPools(cfg, api, sizes))
@@ -99,7 +108,6 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
         started_at=started_at,
         machine=machine,
         hash_seconds=hash_seconds,
-        token_claims={"api": claims_api, "baseline": claims_base},
         parity=parity,
         rows=rows,
         runs=runs,

@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import IN_FLIGHT_SHARE, LOGIN_CONNECTIONS, PASSWORD, USERNAME, Config
 from .load import Run
+from .parity import Parity
 
 
 def _short_ms(value: float) -> str:
@@ -151,7 +152,9 @@ def markdown(report: dict[str, Any]) -> str:
         out += [
             "## Parity",
             "",
-            "Both servers gave the same status, body and paging headers for each checked request."
+            "Both servers gave the same status, body and paging headers for each checked "
+            "request, and tokens with the same claims (a difference stops the run before "
+            "its rounds)."
             if not bad
             else f"Responses differ: {bad}.",
             "",
@@ -166,8 +169,7 @@ def build(
     started_at: datetime,
     machine: dict[str, Any],
     hash_seconds: float,
-    token_claims: dict[str, list[str]],
-    parity: list[dict[str, Any]],
+    parity: Parity,
     rows: list[dict[str, Any]],
     runs: dict[str, list[Run]],
     storm: list[dict[str, Any]],
@@ -193,8 +195,8 @@ def build(
             "password": PASSWORD,
         },
         "hash_seconds": round(hash_seconds, 4),
-        "token_claims": token_claims,
-        "parity": parity,
+        "token_claims": parity.token_claims,
+        "parity": parity.records,
         "scenarios": rows,
         "storm": storm,
         "soak": soak,
