@@ -217,6 +217,12 @@ def _paged(
     return Response(items, headers=headers)
 
 
+async def _count(conn: psycopg.AsyncConnection[Any], query: str, params: Any = None) -> int:
+    """A count for a page past the end (no rows came back to carry it)."""
+    row = await (await conn.execute(query, params)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _check_page(limit: int, offset: int) -> None:
     if not (1 <= limit <= 1000 and offset >= 0):
         raise HTTPException(status_code=400, detail="limit must be 1..1000, offset >= 0")
@@ -256,7 +262,7 @@ async def list_patients(
         if rows:
             total = rows[0][-1]
         elif offset > 0:
-            total = (await (await conn.execute(count, {"o": owner})).fetchone())[0]  # type: ignore[index]
+            total = await _count(conn, count, {"o": owner})
         else:
             total = 0
     return _paged(request, [PatientOut(*r[:-1]) for r in rows], total, limit, offset)
@@ -317,7 +323,7 @@ async def list_doctors(
         if rows:
             total = rows[0][-1]
         elif offset > 0:
-            total = (await (await conn.execute("SELECT count(*) FROM doctor")).fetchone())[0]  # type: ignore[index]
+            total = await _count(conn, "SELECT count(*) FROM doctor")
         else:
             total = 0
     return _paged(request, [DoctorOut(*r[:-1]) for r in rows], total, limit, offset)
@@ -373,10 +379,9 @@ async def patient_mappings(
             if await (await conn.execute(_OWNS, params)).fetchone() is None:
                 raise NotFoundException(f"Patient {patient_id} not found")
             if offset > 0:
-                cur = await conn.execute(
-                    "SELECT count(*) FROM patient_doctor WHERE patient_id = %(p)s", params
+                total = await _count(
+                    conn, "SELECT count(*) FROM patient_doctor WHERE patient_id = %(p)s", params
                 )
-                total = (await cur.fetchone())[0]  # type: ignore[index]
     return _paged(request, [_mapping(r) for r in rows], total, limit, offset)
 
 
