@@ -40,15 +40,16 @@ test-integration: install ## Repositories and migrations against SQLite and Post
 test-e2e: install ## The HTTP API end to end on SQLite and PostgreSQL
 	$(BIN)/pytest tests/e2e
 
-lint: install ## ruff, strict mypy, and the architecture's import contracts
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: install ## ruff, strict mypy (src and bench), and the architecture's import contracts
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 	$(BIN)/lint-imports
 
 format: install ## Format and auto-fix the code
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 bench: install ## Benchmark the API against a bare baseline on PostgreSQL (BENCH_ARGS=--quick for a smoke run)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -4,7 +4,7 @@ A bare Litestar app (no container, no use cases, no SQLAlchemy): pyjwt HS256 ver
 the same tokens the API issues, and hand-written SQL over a psycopg ``AsyncConnectionPool`` on
 the same PostgreSQL database. It serves only the routes the benchmark drives, with the same
 paths and response shapes, so one set of wrk scripts and tokens drives both servers. Served by
-granian with the same worker count as the API (see bench/run.py).
+granian with the same worker count as the API (see bench/harness/servers.py).
 
 Configuration (environment): DATABASE_URL (a postgresql:// URL; a ``+psycopg`` driver suffix
 is dropped), SECRET_KEY, ACCESS_TOKEN_MINUTES (15), REFRESH_TOKEN_DAYS (7), DB_POOL_SIZE (8
@@ -152,6 +152,7 @@ def _sign(kind: str, user_id: int, seconds: int, extra: dict[str, Any]) -> tuple
     claims = {
         "iss": ISSUER,
         "sub": str(user_id),
+        "user_id": user_id,  # simplejwt's claim, as the API's tokens carry it
         "token_type": kind,
         "jti": jti,
         "iat": now,
@@ -216,6 +217,12 @@ def _paged(
     return Response(items, headers=headers)
 
 
+async def _count(conn: psycopg.AsyncConnection[Any], query: str, params: Any = None) -> int:
+    """A count for a page past the end (no rows came back to carry it)."""
+    row = await (await conn.execute(query, params)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _check_page(limit: int, offset: int) -> None:
     if not (1 <= limit <= 1000 and offset >= 0):
         raise HTTPException(status_code=400, detail="limit must be 1..1000, offset >= 0")
@@ -255,7 +262,7 @@ async def list_patients(
         if rows:
             total = rows[0][-1]
         elif offset > 0:
-            total = (await (await conn.execute(count, {"o": owner})).fetchone())[0]  # type: ignore[index]
+            total = await _count(conn, count, {"o": owner})
         else:
             total = 0
     return _paged(request, [PatientOut(*r[:-1]) for r in rows], total, limit, offset)
@@ -316,7 +323,7 @@ async def list_doctors(
         if rows:
             total = rows[0][-1]
         elif offset > 0:
-            total = (await (await conn.execute("SELECT count(*) FROM doctor")).fetchone())[0]  # type: ignore[index]
+            total = await _count(conn, "SELECT count(*) FROM doctor")
         else:
             total = 0
     return _paged(request, [DoctorOut(*r[:-1]) for r in rows], total, limit, offset)
@@ -372,10 +379,9 @@ async def patient_mappings(
             if await (await conn.execute(_OWNS, params)).fetchone() is None:
                 raise NotFoundException(f"Patient {patient_id} not found")
             if offset > 0:
-                cur = await conn.execute(
-                    "SELECT count(*) FROM patient_doctor WHERE patient_id = %(p)s", params
+                total = await _count(
+                    conn, "SELECT count(*) FROM patient_doctor WHERE patient_id = %(p)s", params
                 )
-                total = (await cur.fetchone())[0]  # type: ignore[index]
     return _paged(request, [_mapping(r) for r in rows], total, limit, offset)
 
 
@@ -417,6 +423,8 @@ async def login(data: LoginIn) -> TokenPairOut:
 
 @post(["/api/auth/token/refresh", "/api/token/refresh"], status_code=200)
 async def refresh(data: RefreshIn) -> TokenPairOut:
+    # Always rotates: the answer is the API's with REFRESH_TOKEN_ROTATION on (the bench sets
+    # it), {access, expires_in, token_type, refresh}; the harness's parity check compares them.
     claims = _claims(data.refresh, "refresh")
     session_id = claims.get("sid")
     if not isinstance(session_id, str):

@@ -1,4 +1,5 @@
--- One wrk script for every scenario; bench/run.py picks the scenario by environment:
+-- One wrk script for every scenario; the harness (bench/harness/load.py) picks the scenario
+-- by environment:
 --   BENCH_SCENARIO   get_patient | list_patients | create_patient | update_patient |
 --                    create_mapping | patient_mappings | list_doctors | refresh | login | mixed
 --   BENCH_DATA       a Lua file returning the seeded data's shape and the users' tokens
@@ -10,11 +11,11 @@
 --                    writes BENCH_STOP_FILE.<thread number>
 --   BENCH_DELAY_MS   (optional) pause before each request (an open-ish, paced load)
 --
--- Seeded ids follow arithmetic rules (bench/run.py seeds them so), which lets every request
--- pick an (access token, id) pair the token's user owns without a lookup table:
+-- Seeded ids follow arithmetic rules (bench/harness/database.py seeds them so), which lets
+-- every request pick an (access token, id) pair the token's user owns without a lookup table:
 --   user ids 1..U; patient p belongs to user ((p - 1) % U) + 1; patient p is mapped to
 --   doctors ((7p) % D) + 1 and ((7p + 1) % D) + 1.
--- At the end, done() prints one line "BENCH_JSON {...}" that bench/run.py reads.
+-- At the end, done() prints one line "BENCH_JSON {...}" that bench/harness/load.py reads.
 
 local scenario = os.getenv("BENCH_SCENARIO") or "get_patient"
 local data_path = os.getenv("BENCH_DATA")

@@ -1,0 +1,230 @@
+"""The servers phase: start the API and the baseline side by side, watch their workers, and
+talk to them from the harness (set-up and checks only; the load comes from wrk)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import BENCH, PASSWORD, ROOT, USERNAME, VENV_BIN, Config
+from .machine import descendants, rss_kib
+from .parity import Answer
+from .runtime import CLEANUP, log
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    database_url: str
+    restart: Callable[[], Server] | None = None
+    restarts: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ensure_alive(self) -> bool:
+        """Start the server again if it has stopped; True if it had to.
+
+        Other people's work shares this machine; a server that something else stopped is
+        restarted (and the event reported) rather than failing a long run.
+        """
+        if self.process.poll() is None or self.restart is None:
+            return False
+        tail = self.log_path.read_text(errors="replace")[-1500:]
+        note = f"{self.name} had exited (code {self.process.returncode}); restarted"
+        log(f"WARNING: {note}. Its log ends:\n{tail}")
+        CLEANUP.stop(self.process)
+        fresh = self.restart()
+        self.port, self.process, self.log_path = fresh.port, fresh.process, fresh.log_path
+        self.restarts.append(note)
+        return True
+
+
+def server_env(cfg: Config, url: str, port: int, secret: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRANIAN_", "BENCH_"))}
+    env.update(
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WORKERS=str(cfg.workers),
+        DATABASE_URL=url,
+        SECRET_KEY=secret,
+        BCRYPT_ROUNDS=str(cfg.bcrypt_rounds),
+        # A full run outlasts the default 15 minutes; tokens are minted once at the start.
+        ACCESS_TOKEN_MINUTES="240",
+        # All load comes from one address (127.0.0.1): the per-address budget for refresh
+        # and registration (60 a minute by default) would make the refresh scenario a test
+        # of the limiter. The limiter still runs on every request; it just never says no.
+        AUTH_REQUESTS_PER_MINUTE="1000000000",
+        # The refresh scenario measures rotation (a new refresh token signed and stored per
+        # request), as the baseline does: the dearer of the two modes.
+        REFRESH_TOKEN_ROTATION="on",
+    )
+    return env
+
+
+def start_api(cfg: Config, url: str, secret: str, label: str = "api") -> Server:
+    port = free_port()
+    log_path = CLEANUP.workdir / f"{label}.log"
+    with log_path.open("wb") as out:
+        process = CLEANUP.spawn(
+            [str(VENV_BIN / "healthcare"), "serve"],
+            cwd=ROOT,
+            env={**server_env(cfg, url, port, secret), **cfg.api_env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = Server(
+        label,
+        port,
+        process,
+        log_path,
+        url,
+        restart=lambda: start_api(cfg, url, secret, label + "-restarted"),
+    )
+    wait_ready(server, "/ready", cfg.workers)
+    return server
+
+
+def start_baseline(cfg: Config, url: str, secret: str, label: str = "baseline") -> Server:
+    port = free_port()
+    log_path = CLEANUP.workdir / f"{label}.log"
+    cmd = [
+        str(VENV_BIN / "granian"),
+        "--interface",
+        "asgi",
+        "--loop",
+        "uvloop",
+        "--workers",
+        str(cfg.workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(BENCH / "baseline"),
+        "app:app",
+    ]
+    with log_path.open("wb") as out:
+        process = CLEANUP.spawn(
+            cmd,
+            cwd=BENCH / "baseline",
+            env=server_env(cfg, url, port, secret),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = Server(
+        label,
+        port,
+        process,
+        log_path,
+        url,
+        restart=lambda: start_baseline(cfg, url, secret, label + "-restarted"),
+    )
+    wait_ready(server, "/health", cfg.workers)
+    return server
+
+
+def wait_ready(server: Server, path: str, workers: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            # Answering, and every worker process is up (not just the first to bind).
+            if request(server, "GET", path)[0] == 200 and len(worker_pids(server)) >= workers:
+                time.sleep(1.0)  # let the other workers finish their start-up
+                return
+        time.sleep(0.25)
+    tail = server.log_path.read_text(errors="replace")[-3000:]
+    raise SystemExit(f"{server.name} did not become ready on port {server.port}:\n{tail}")
+
+
+def worker_pids(server: Server) -> list[int]:
+    """granian's worker processes: descendants of the server that are not helpers."""
+    pids: list[int] = []
+    for pid in descendants(server.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"resource_tracker" in cmdline or b"semaphore_tracker" in cmdline:
+            continue
+        pids.append(pid)
+    return sorted(pids)
+
+
+def memory(server: Server) -> dict[str, Any]:
+    per_worker = {pid: rss_kib(pid) for pid in worker_pids(server)}
+    return {
+        "total_mib": round(sum(per_worker.values()) / 1024, 1),
+        "workers_mib": [round(v / 1024, 1) for v in per_worker.values()],
+        "pids": list(per_worker),
+    }
+
+
+# --- HTTP from the harness (set-up and checks only; load comes from wrk) ----------------
+
+
+def request(
+    server: Server,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 30.0,
+) -> Answer:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, None if body is None else json.dumps(body), headers)
+        response = conn.getresponse()
+        raw = response.read()
+        headers_out = {k.lower(): v for k, v in response.getheaders()}
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw.decode(errors="replace")
+        return Answer(response.status, headers_out, payload)
+    finally:
+        conn.close()
+
+
+def login(server: Server, user: int) -> dict[str, Any]:
+    status, _, body = request(
+        server,
+        "POST",
+        "/api/auth/login/",
+        {"username": USERNAME.format(user), "password": PASSWORD},
+    )
+    if status != 200 or not isinstance(body, dict):
+        raise SystemExit(f"login of {USERNAME.format(user)} on {server.name}: {status} {body}")
+    return body
+
+
+def login_many(server: Server, users: list[int], parallel: int = 4) -> list[dict[str, Any]]:
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(lambda u: login(server, u), users))
