@@ -40,10 +40,10 @@ test-integration: install ## Repositories and migrations against SQLite and Post
 test-e2e: install ## The HTTP API end to end on SQLite and PostgreSQL
 	$(BIN)/pytest tests/e2e
 
-lint: install ## ruff, strict mypy, and the architecture's import contracts
+lint: install ## ruff, strict mypy (src and tests), and the architecture's import contracts
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy
+	$(BIN)/mypy -p healthcare -p tests
 	$(BIN)/lint-imports
 
 format: install ## Format and auto-fix the code
