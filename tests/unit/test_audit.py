@@ -283,9 +283,11 @@ class TestBufferedAuditTrail:
             if core.audit_events():
                 break
             await asyncio.sleep(0.01)
-        await trail.close()
 
+        # Written by the writer task, before close (which would write them itself).
         assert [e.resource_id for e in core.audit_events()] == [0, 1, 2]
+        assert trail.pending == 0
+        await trail.close()
 
     async def test_flush_and_close_write_what_waits(self, core: Core) -> None:
         trail = BufferedAuditTrail(core.uow, interval=3600)
