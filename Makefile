@@ -40,10 +40,10 @@ test-integration: install ## Repositories and migrations against SQLite and Post
 test-e2e: install ## The HTTP API end to end on SQLite and PostgreSQL
 	$(BIN)/pytest tests/e2e
 
-lint: install ## ruff, strict mypy (src and bench), and the architecture's import contracts
+lint: install ## ruff, strict mypy (src, tests and bench), and the architecture's import contracts
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy
+	$(BIN)/mypy -p healthcare -p tests
 	$(BIN)/mypy bench
 	$(BIN)/lint-imports
 

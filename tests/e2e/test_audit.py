@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
+from litestar.enums import ScopeType
 from litestar.testing import AsyncTestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -26,7 +27,9 @@ from tests.e2e.conftest import (
 Client = AsyncTestClient[Litestar]
 
 
-async def trail(client: Client, admin: Account, **filters: Any) -> list[dict[str, Any]]:
+async def trail(
+    client: Client | PeerClient, admin: Account, **filters: Any
+) -> list[dict[str, Any]]:
     response = await client.get("/api/audit/", params=filters, headers=admin.headers)
     assert response.status_code == 200, response.text
     assert int(response.headers["x-total-count"]) >= len(response.json())
@@ -184,13 +187,16 @@ class PeerAt:
         self.app, self.host = app, host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             scope["client"] = (self.host, 40000)
         await self.app(scope, receive, send)
 
 
+PeerClient = AsyncTestClient[PeerAt]
+
+
 @pytest.fixture
-async def behind_proxy() -> AsyncIterator[tuple[Client, Client, Account]]:
+async def behind_proxy() -> AsyncIterator[tuple[PeerClient, PeerClient, Account]]:
     """Two clients of one app that trusts 10.0.0.0/8: one via a proxy, one direct."""
     settings = Settings(
         database_url=MEMORY_URL,
@@ -204,8 +210,8 @@ async def behind_proxy() -> AsyncIterator[tuple[Client, Client, Account]]:
         "auditor", "auditor@example.org", PASSWORD, is_staff=True, is_superuser=True
     )
     async with (
-        AsyncTestClient(PeerAt(app, "10.1.2.3")) as proxied,  # type: ignore[type-var]
-        AsyncTestClient(PeerAt(app, "192.0.2.1")) as direct,  # type: ignore[type-var]
+        AsyncTestClient(PeerAt(app, "10.1.2.3")) as proxied,
+        AsyncTestClient(PeerAt(app, "192.0.2.1")) as direct,
     ):
         tokens = await direct.post(
             "/api/token/", json={"username": "auditor", "password": PASSWORD}
@@ -227,7 +233,7 @@ async def behind_proxy() -> AsyncIterator[tuple[Client, Client, Account]]:
     ],
 )
 async def test_client_addresses_come_through_trusted_proxies_only(
-    behind_proxy: tuple[Client, Client, Account],
+    behind_proxy: tuple[PeerClient, PeerClient, Account],
     via_proxy: bool,
     forwarded_for: str | None,
     client: str,

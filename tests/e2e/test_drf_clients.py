@@ -310,7 +310,11 @@ async def test_malformed_forms_are_400(client: Client, alice: Account) -> None:
         "/api/patients/", content=not_utf8, headers={**headers, "Content-Type": FORM}
     )
     assert_problem(response, 400, "body")
-    a_file = {"name": ("name.txt", b"Ada"), "age": (None, "3"), "gender": (None, "male")}
+    a_file: dict[str, tuple[str | None, bytes | str]] = {
+        "name": ("name.txt", b"Ada"),
+        "age": (None, "3"),
+        "gender": (None, "male"),
+    }
     assert_problem(await client.post("/api/patients/", files=a_file, headers=headers), 400, "name")
     no_boundary = {**headers, "Content-Type": "multipart/form-data"}
     response = await client.post("/api/patients/", content=b"--x--", headers=no_boundary)

@@ -27,7 +27,7 @@ async def test_access_lines_are_json_without_secrets_or_patient_data(
     quiet_libraries()  # as configure_logging does; everything else at DEBUG
     caplog.set_level(logging.DEBUG)
     logged = AccessLog(app)
-    async with AsyncTestClient(logged) as client:  # type: ignore[type-var]
+    async with AsyncTestClient(logged) as client:
         await client.post(
             "/api/auth/register/",
             json={"username": username, "email": f"{username}@x.org", "password": PASSWORD},
@@ -83,7 +83,7 @@ async def test_access_lines_reach_the_log_while_the_app_runs(
     caplog.set_level(logging.INFO)
     writer = AccessLogWriter(interval=0.02)
     try:
-        async with AsyncTestClient(AccessLog(app, writer)) as client:  # type: ignore[type-var]
+        async with AsyncTestClient(AccessLog(app, writer)) as client:
             await client.get("/health", headers={"X-Request-ID": "soon-1"})
             for _ in range(100):  # the writer thread's turn comes within its interval
                 if _access_records(caplog):
@@ -128,7 +128,7 @@ async def test_pending_lines_are_written_when_the_app_shuts_down(
 ) -> None:
     caplog.set_level(logging.INFO)
     writer = AccessLogWriter(interval=3600)  # the thread would not write them for an hour
-    async with AsyncTestClient(AccessLog(app, writer)) as client:  # type: ignore[type-var]
+    async with AsyncTestClient(AccessLog(app, writer)) as client:
         await client.get("/health", headers={"X-Request-ID": "last-1"})
         assert _access_records(caplog) == []
     assert [getattr(r, "request_id", None) for r in _access_records(caplog)] == ["last-1"]

@@ -9,6 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from healthcare.adapters.security.passwords import BcryptPasswordHasher
 from healthcare.domain.entities import Principal
 from healthcare.entrypoints.container import Container, build_container, hash_threads_per_worker
 from healthcare.entrypoints.http.app import create_app
@@ -145,8 +146,9 @@ async def test_the_container_gives_the_hasher_its_workers_share(
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     settings = Settings(database_url="memory://", secret_key=SECRET, bcrypt_rounds=4, workers=2)
     hasher = build_container(settings).password_hasher()
+    assert isinstance(hasher, BcryptPasswordHasher)
     try:
-        assert hasher._threads == hash_threads_per_worker(2)
+        assert hasher._threads == 4  # eight cores between two workers
         assert await hasher.verify("a password", await hasher.hash("a password"))
     finally:
         hasher.close()

@@ -12,12 +12,8 @@ from healthcare.entrypoints.settings import Settings
 from tests.e2e.conftest import PASSWORD, assert_problem, sign_up, unique
 
 
-def _throttled(settings: Settings, **limits: int) -> Settings:
-    return dataclasses.replace(settings, **limits)
-
-
 async def test_failed_logins_get_429_with_retry_after(settings: Settings) -> None:
-    app = create_app(build_container(_throttled(settings, login_attempts_per_username=3)))
+    app = create_app(build_container(dataclasses.replace(settings, login_attempts_per_username=3)))
     async with AsyncTestClient(app) as client:
         account = await sign_up(client)  # one successful login: resets the count
         for _ in range(3):
@@ -37,7 +33,7 @@ async def test_failed_logins_get_429_with_retry_after(settings: Settings) -> Non
 
 
 async def test_many_failures_from_one_address_block_it(settings: Settings) -> None:
-    app = create_app(build_container(_throttled(settings, login_failures_per_client=4)))
+    app = create_app(build_container(dataclasses.replace(settings, login_failures_per_client=4)))
     async with AsyncTestClient(app) as client:
         for _ in range(4):
             response = await client.post(
@@ -53,7 +49,7 @@ async def test_many_failures_from_one_address_block_it(settings: Settings) -> No
 
 
 async def test_registration_and_refresh_are_limited_per_address(settings: Settings) -> None:
-    app = create_app(build_container(_throttled(settings, auth_requests_per_minute=3)))
+    app = create_app(build_container(dataclasses.replace(settings, auth_requests_per_minute=3)))
     async with AsyncTestClient(app) as client:
         account = await sign_up(client)  # 1 registration
         refreshed = await client.post("/api/token/refresh/", json={"refresh": account.refresh})

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
+from healthcare.adapters.persistence.sqlalchemy.database import Database
+from healthcare.domain.entities import User
 from healthcare.entrypoints.cli.main import cli
 
 
@@ -21,6 +25,27 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
+
+
+def stored_user(env: dict[str, str], login: str) -> User:
+    """The user as the database holds it, read through the SQL adapter."""
+
+    async def find() -> User | None:
+        database = Database(env["DATABASE_URL"])
+        try:
+            async with SqlAlchemyUnitOfWork(database) as uow:
+                return await uow.users.find_by_login(login)
+        finally:
+            await database.dispose()
+
+    user = asyncio.run(find())
+    assert user is not None, f"no user {login!r} was stored"
+    return user
+
+
+def assert_administrator(user: User) -> None:
+    assert (user.is_staff, user.is_superuser, user.is_active) == (True, True, True)
+    assert user.principal().is_admin
 
 
 def test_upgrade_then_createsuperuser_by_flags(env: dict[str, str]) -> None:
@@ -39,6 +64,9 @@ def test_upgrade_then_createsuperuser_by_flags(env: dict[str, str]) -> None:
     created = runner.invoke(cli, args)
     assert created.exit_code == 0, created.output
     assert "Superuser 'root' created" in created.output
+    root = stored_user(env, "root")
+    assert (root.username, root.email) == ("root", "root@example.org")
+    assert_administrator(root)
     again = runner.invoke(cli, [*args[:2], "ROOT", *args[3:]])
     assert again.exit_code == 1
     assert "already exists" in again.output
@@ -56,6 +84,7 @@ def test_createsuperuser_prompts_and_applies_registration_rules(env: dict[str, s
         cli, ["createsuperuser"], input="admin\nadmin@example.org\nlong enough pw\nlong enough pw\n"
     )
     assert ok.exit_code == 0, ok.output
+    assert_administrator(stored_user(env, "admin@example.org"))
 
 
 def test_downgrade_to_base_and_back(env: dict[str, str]) -> None:

@@ -54,7 +54,11 @@ def _ordering_text(keys: list[tuple[str, bool]]) -> str | None:
 def _python_order(items: list[Any], keys: list[tuple[str, bool]], value: Any) -> list[Any]:
     ordered = sorted(items, key=lambda item: item.id)
     for field, descending in reversed(keys):
-        ordered.sort(key=lambda item, f=field: value(item, f), reverse=descending)
+
+        def sort_key(item: Any, f: str = field) -> Any:
+            return value(item, f)
+
+        ordered.sort(key=sort_key, reverse=descending)
     return ordered
 
 
@@ -195,10 +199,14 @@ async def _set_created(new_uow: UowFactory, moments: dict[int, datetime]) -> Non
         .where(patient.c.id == bindparam("b_id"))
         .values(created_at=bindparam("at", type_=patient.c.created_at.type))
     )  # (updated_at is given too: its Python-side onupdate would need SQLAlchemy to run)
+    from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork  # noqa: PLC0415
+
+    assert isinstance(uow, SqlAlchemyUnitOfWork)
     async with uow:
+        transaction = uow._transaction
+        assert transaction is not None
         for pid, at in moments.items():
-            values = {"b_id": pid, "at": at, "updated_at": at}
-            await uow._transaction.write(statement, values)  # type: ignore[union-attr]
+            await transaction.write(statement, {"b_id": pid, "at": at, "updated_at": at})
         await uow.commit()
 
 

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthcare.adapters.persistence.sqlalchemy import repositories
-from healthcare.application.paging import PageRequest
+from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.audit import (
     AuditAction,
     AuditEvent,
@@ -39,6 +39,8 @@ from healthcare.domain.entities import (
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
 from tests.integration.conftest import UowFactory
+
+T = TypeVar("T")
 
 
 def unique(prefix: str = "user") -> str:
@@ -80,6 +82,12 @@ async def add_doctor(new_uow: UowFactory, creator: User, name: str = "Dr Who") -
         doctor = await uow.doctors.add(creator.id, DoctorData(name, "Cardiology"))
         await uow.commit()
     return doctor
+
+
+def listed(page: Page[T] | None) -> tuple[list[T], int]:
+    """A page's items and total; None (the patient is not the owner's) fails the test."""
+    assert page is not None
+    return list(page.items), page.total
 
 
 # Users ----------------------------------------------------------------------------------
@@ -365,14 +373,14 @@ async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
         no_such = await uow.mappings.list_for_patient(owner.id, 10**12, PageRequest())
         with pytest.raises(NotFound) as not_their_patient:
             await uow.mappings.add(stranger.id, patient.id, doctors[2].id)
-    assert (list(by_owner.items), by_owner.total) == ([first, second, third], 3)
-    assert (list(by_owner_page.items), by_owner_page.total) == ([second], 3)
-    assert (list(for_stranger.items), for_stranger.total) == ([], 0)
-    assert (list(by_patient.items), by_patient.total) == ([first, second], 2)
-    assert (list(past_end.items), past_end.total) == ([], 2)
-    assert (list(its_doctors.items), its_doctors.total) == (doctors[:2], 2)
-    assert (list(its_second.items), its_second.total) == ([doctors[1]], 2)
-    assert (list(doctors_past_end.items), doctors_past_end.total) == ([], 2)
+    assert listed(by_owner) == ([first, second, third], 3)
+    assert listed(by_owner_page) == ([second], 3)
+    assert listed(for_stranger) == ([], 0)
+    assert listed(by_patient) == ([first, second], 2)
+    assert listed(past_end) == ([], 2)
+    assert listed(its_doctors) == (doctors[:2], 2)
+    assert listed(its_second) == ([doctors[1]], 2)
+    assert listed(doctors_past_end) == ([], 2)
     assert not_theirs is None and not_their_doctors is None and no_such is None
     assert not_their_patient.value.resource == "Patient"
 
@@ -383,7 +391,7 @@ async def test_mapping_lifecycle_and_listings(new_uow: UowFactory) -> None:
         assert await uow.mappings.delete(first.id) is False
         assert await uow.mappings.get(owner.id, first.id) is None
         remaining = await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest())
-    assert list(remaining.items) == [second]
+    assert listed(remaining) == ([second], 1)
 
 
 async def test_duplicate_mapping_is_a_conflict_and_the_uow_survives_it(
@@ -400,7 +408,7 @@ async def test_duplicate_mapping_is_a_conflict_and_the_uow_survives_it(
         await uow.commit()
     async with new_uow() as uow:
         page = await uow.mappings.doctors_of_patient(owner.id, patient.id, PageRequest())
-    assert list(page.items) == [doctor, other_doctor]
+    assert listed(page) == ([doctor, other_doctor], 2)
 
 
 async def test_mapping_to_a_vanished_doctor_or_patient_is_not_found(new_uow: UowFactory) -> None:
@@ -473,7 +481,8 @@ async def test_racing_assignments_of_one_pair_give_one_conflict(new_uow: UowFact
     results = await asyncio.gather(assign(), assign(), return_exceptions=True)
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "Mapping"]
     async with new_uow() as uow:
-        assert (await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest())).total == 1
+        page = await uow.mappings.list_for_patient(owner.id, patient.id, PageRequest())
+    assert listed(page)[1] == 1
 
 
 # Unit of work ---------------------------------------------------------------------------

@@ -27,8 +27,8 @@ def _expected_indexes_and_constraints(dialect: str) -> Names:
         expected[table.name] = {str(index.name) for index in table.indexes} | {
             str(constraint.name) for constraint in table.constraints
         }
-    for table, names in DIALECT_INDEXES[dialect].items():
-        expected[table] |= names
+    for name, names in DIALECT_INDEXES[dialect].items():
+        expected[name] |= names
     return expected
 
 

@@ -4,51 +4,17 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 from faker import Faker
 from polyfactory import Use
 from polyfactory.factories import DataclassFactory
 
-from healthcare.adapters.audit_trail import BufferedAuditTrail
-from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
-from healthcare.adapters.security.tokens import JwtTokenService
-from healthcare.adapters.throttling.counters import MemoryCounters
-from healthcare.adapters.throttling.login import CountingLoginThrottle
-from healthcare.application.audit import Auditor, ListAuditEvents
-from healthcare.application.auth import (
-    ChangePassword,
-    GetCurrentUser,
-    Login,
-    Logout,
-    RefreshTokens,
-    RegisterUser,
-    SetUserActive,
-)
-from healthcare.application.doctors import (
-    CreateDoctor,
-    DeleteDoctor,
-    GetDoctor,
-    ListDoctors,
-    PatchDoctor,
-    UpdateDoctor,
-)
-from healthcare.application.mappings import (
-    AssignDoctorToPatient,
-    ListMappings,
-    ListPatientDoctors,
-    ListPatientMappings,
-    UnassignDoctor,
-)
-from healthcare.application.patients import (
-    CreatePatient,
-    DeletePatient,
-    GetPatient,
-    ListPatients,
-    PatchPatient,
-    UpdatePatient,
-)
+from healthcare.adapters.persistence.memory import MemoryStore
+from healthcare.application.audit import Auditor
+from healthcare.application.ports import TokenService, UnitOfWork
 from healthcare.domain.audit import AuditEvent
 from healthcare.domain.entities import (
     Doctor,
@@ -61,6 +27,8 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.rules import AGE_MAX, AGE_MIN
+from healthcare.entrypoints.container import Container, build_container
+from healthcare.entrypoints.settings import MEMORY_URL, Settings
 from tests.unit.fakes import FakePasswordHasher, FixedClock
 
 SECRET = "unit-test-signing-secret-of-at-least-32-bytes"
@@ -109,66 +77,64 @@ def registration(**overrides: Any) -> dict[str, Any]:
     return values | overrides
 
 
-@dataclass
+# The service's defaults, but throttles wide open: the tests that throttle build their own.
+UNIT_SETTINGS = Settings(
+    database_url=MEMORY_URL,
+    secret_key=SECRET,
+    login_attempts_per_username=1000,
+    login_failures_per_client=1000,
+)
+
+
 class Core:
-    """Every use case, wired to one in-memory store, a fake hasher and a fixed clock."""
+    """The application's own container over the in-memory adapter, with a fake hasher and a
+    fixed clock: the use cases are wired exactly as the HTTP app's are.
 
-    store: MemoryStore = field(default_factory=MemoryStore)
-    hasher: FakePasswordHasher = field(default_factory=FakePasswordHasher)
-    clock: FixedClock = field(default_factory=FixedClock)
+    A use case is had from the container by its provider's name, a fresh one per call as
+    per request: ``await core.container.register_user()(...)``. The audit trail is not
+    started, so every event is written as it is recorded.
+    """
 
-    def __post_init__(self) -> None:
-        self.tokens = JwtTokenService(SECRET, self.clock)
-        uow = self.uow
-        # Not started, so every event is written as it is recorded.
-        self.trail = BufferedAuditTrail(uow)
-        audit = self.auditor = Auditor(self.trail, self.clock)
-        self.register = RegisterUser(uow(), self.hasher, audit)
-        self.throttle = CountingLoginThrottle(
-            MemoryCounters(), max_attempts_per_username=1000, max_failures_per_client=1000
+    def __init__(self, settings: Settings = UNIT_SETTINGS) -> None:
+        self.store = MemoryStore()
+        self.hasher = FakePasswordHasher()
+        self.clock = FixedClock()
+        self.container = self._build(settings)
+
+    def _build(self, settings: Settings) -> Container:
+        return build_container(
+            settings, clock=self.clock, password_hasher=self.hasher, memory_store=self.store
         )
-        self.login = Login(
-            uow(), self.hasher, self.tokens, self.clock, throttle=self.throttle, auditor=audit
-        )
-        self.refresh = RefreshTokens(uow(), self.tokens, self.clock, audit)
-        self.rotating_refresh = RefreshTokens(uow(), self.tokens, self.clock, audit, rotate=True)
-        self.logout = Logout(uow(), self.tokens, self.clock, audit)
-        self.current_user = GetCurrentUser(uow())
-        self.change_password = ChangePassword(uow(), self.hasher, self.clock, audit)
-        self.set_active = SetUserActive(uow(), self.clock, audit)
-        self.create_patient = CreatePatient(uow(), audit)
-        self.list_patients = ListPatients(uow(), audit)
-        self.get_patient = GetPatient(uow(), audit)
-        self.update_patient = UpdatePatient(uow(), audit)
-        self.patch_patient = PatchPatient(uow(), audit)
-        self.delete_patient = DeletePatient(uow(), audit)
-        self.create_doctor = CreateDoctor(uow())
-        self.list_doctors = ListDoctors(uow())
-        self.get_doctor = GetDoctor(uow())
-        self.update_doctor = UpdateDoctor(uow())
-        self.patch_doctor = PatchDoctor(uow())
-        self.delete_doctor = DeleteDoctor(uow())
-        self.assign = AssignDoctorToPatient(uow(), audit)
-        self.list_mappings = ListMappings(uow(), audit)
-        self.list_patient_mappings = ListPatientMappings(uow(), audit)
-        self.list_patient_doctors = ListPatientDoctors(uow(), audit)
-        self.unassign = UnassignDoctor(uow(), audit)
-        self.list_audit = ListAuditEvents(uow(), audit)
 
-    def uow(self) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self.store)
+    @cached_property
+    def rotating(self) -> Container:
+        """The same core (store, clock, hasher, signing key) with REFRESH_TOKEN_ROTATION on."""
+        return self._build(replace(self.container.settings(), refresh_token_rotation=True))
+
+    @property
+    def tokens(self) -> TokenService:
+        return self.container.token_service()
+
+    @property
+    def auditor(self) -> Auditor:
+        return self.container.auditor()
+
+    def uow(self) -> UnitOfWork:
+        return self.container.unit_of_work()
 
     async def sign_up(self, **overrides: Any) -> tuple[User, str]:
         """Register a user; return it with its plain password."""
         values = registration(**overrides)
-        user = await self.register(**values)
+        user = await self.container.register_user()(**values)
         return user, values["password"]
 
     async def add_patient(self, principal: Principal, **overrides: Any) -> Patient:
-        return await self.create_patient(principal, PatientDataFactory.build(**overrides))
+        create = self.container.create_patient()
+        return await create(principal, PatientDataFactory.build(**overrides))
 
     async def add_doctor(self, principal: Principal, **overrides: Any) -> Doctor:
-        return await self.create_doctor(principal, DoctorDataFactory.build(**overrides))
+        create = self.container.create_doctor()
+        return await create(principal, DoctorDataFactory.build(**overrides))
 
     def audit_events(self) -> list[AuditEvent]:
         """Every committed audit event, oldest first."""

@@ -51,10 +51,10 @@ class TestPatientEvents:
     ) -> None:
         me = from_here(alice)
         patient = await core.add_patient(me)
-        await core.get_patient(me, patient.id)
-        await core.list_patients(me, PageRequest())
-        await core.update_patient(me, patient.id, PatientDataFactory.build())
-        await core.delete_patient(me, patient.id)
+        await core.container.get_patient()(me, patient.id)
+        await core.container.list_patients()(me, PageRequest())
+        await core.container.update_patient()(me, patient.id, PatientDataFactory.build())
+        await core.container.delete_patient()(me, patient.id)
 
         events = core.audit_events()
         assert summary(events) == [
@@ -74,13 +74,13 @@ class TestPatientEvents:
         before = len(core.audit_events())
 
         with pytest.raises(NotFound):
-            await core.get_patient(bob, patient.id)
+            await core.container.get_patient()(bob, patient.id)
         with pytest.raises(NotFound):
-            await core.update_patient(bob, patient.id, PatientDataFactory.build())
+            await core.container.update_patient()(bob, patient.id, PatientDataFactory.build())
         with pytest.raises(NotFound):
-            await core.delete_patient(bob, patient.id)
+            await core.container.delete_patient()(bob, patient.id)
         with pytest.raises(InvalidInput):
-            await core.create_patient(bob, PatientDataFactory.build(name=""))
+            await core.container.create_patient()(bob, PatientDataFactory.build(name=""))
 
         assert summary(core.audit_events()[before:]) == [
             (A.PATIENT_READ, AuditOutcome.NOT_FOUND, bob.user_id, PATIENT, patient.id),
@@ -88,11 +88,11 @@ class TestPatientEvents:
             (A.PATIENT_DELETE, AuditOutcome.NOT_FOUND, bob.user_id, PATIENT, patient.id),
             (A.PATIENT_CREATE, AuditOutcome.INVALID, bob.user_id, PATIENT, None),
         ]
-        assert await core.get_patient(alice, patient.id) == patient
+        assert await core.container.get_patient()(alice, patient.id) == patient
 
     async def test_an_event_never_holds_the_record(self, core: Core, alice: Principal) -> None:
         data = PatientDataFactory.build(notes="takes warfarin")
-        await core.create_patient(alice, data)
+        await core.container.create_patient()(alice, data)
 
         (event,) = core.audit_events()
         stored = {str(getattr(event, f.name)) for f in fields(event)}
@@ -137,15 +137,15 @@ class TestMappingEvents:
         doctor = await core.add_doctor(alice)
         before = len(core.audit_events())
 
-        mapping = await core.assign(alice, patient.id, doctor.id)
+        mapping = await core.container.assign_doctor()(alice, patient.id, doctor.id)
         with pytest.raises(Conflict):
-            await core.assign(alice, patient.id, doctor.id)
-        await core.list_mappings(alice, PageRequest())
-        await core.list_patient_mappings(alice, patient.id, PageRequest())
-        await core.list_patient_doctors(alice, patient.id, PageRequest())
-        await core.unassign(alice, mapping.id)
+            await core.container.assign_doctor()(alice, patient.id, doctor.id)
+        await core.container.list_mappings()(alice, PageRequest())
+        await core.container.list_patient_mappings()(alice, patient.id, PageRequest())
+        await core.container.list_patient_doctors()(alice, patient.id, PageRequest())
+        await core.container.unassign_doctor()(alice, mapping.id)
         with pytest.raises(NotFound):
-            await core.unassign(alice, mapping.id)
+            await core.container.unassign_doctor()(alice, mapping.id)
 
         me = alice.user_id
         assert summary(core.audit_events()[before:]) == [
@@ -162,18 +162,18 @@ class TestMappingEvents:
 class TestSignInEvents:
     async def test_sign_in_refresh_reuse_and_logout(self, core: Core) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password, HERE)
+        pair = await core.container.login_user()(user.username, password, HERE)
         with pytest.raises(AuthenticationFailed):
-            await core.login(user.username, "not the password", HERE)
+            await core.container.login_user()(user.username, "not the password", HERE)
         with pytest.raises(AuthenticationFailed):
-            await core.login("nobody-by-that-name", "whatever it is", HERE)
-        second = await core.rotating_refresh(pair.refresh, HERE)
+            await core.container.login_user()("nobody-by-that-name", "whatever it is", HERE)
+        second = await core.rotating.refresh_tokens()(pair.refresh, HERE)
         with pytest.raises(AuthenticationFailed):
-            await core.rotating_refresh(pair.refresh, HERE)  # spent: the chain is revoked
+            await core.rotating.refresh_tokens()(pair.refresh, HERE)  # spent: the chain is revoked
         with pytest.raises(AuthenticationFailed):
-            await core.rotating_refresh("not.a.token", HERE)
-        fresh = await core.login(user.username, password, HERE)
-        await core.logout(from_here(user.principal()), fresh.refresh)
+            await core.rotating.refresh_tokens()("not.a.token", HERE)
+        fresh = await core.container.login_user()(user.username, password, HERE)
+        await core.container.logout_user()(from_here(user.principal()), fresh.refresh)
 
         me = user.id
         assert summary(core.audit_events()) == [
@@ -193,9 +193,9 @@ class TestSignInEvents:
 
     async def test_a_refresh_that_keeps_its_token_is_recorded_each_time(self, core: Core) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password, HERE)
-        await core.refresh(pair.refresh, HERE)
-        await core.refresh(pair.refresh, HERE)
+        pair = await core.container.login_user()(user.username, password, HERE)
+        await core.container.refresh_tokens()(pair.refresh, HERE)
+        await core.container.refresh_tokens()(pair.refresh, HERE)
 
         me = user.id
         assert summary(core.audit_events()[-2:]) == [
@@ -205,11 +205,11 @@ class TestSignInEvents:
 
     async def test_account_changes_are_recorded(self, core: Core, admin: Principal) -> None:
         user, password = await core.sign_up()
-        await core.change_password(user.principal(), password, "a brand new passphrase")
+        await core.container.change_password()(user.principal(), password, "a brand new passphrase")
         with pytest.raises(Forbidden):
-            await core.set_active(user.principal(), admin.user_id, active=False)
-        await core.set_active(admin, user.id, active=False)
-        await core.set_active(admin, user.id, active=True)
+            await core.container.set_user_active()(user.principal(), admin.user_id, active=False)
+        await core.container.set_user_active()(admin, user.id, active=False)
+        await core.container.set_user_active()(admin, user.id, active=True)
 
         assert summary(core.audit_events()[1:]) == [
             (A.PASSWORD_CHANGE, AuditOutcome.SUCCESS, user.id, USER, user.id),
@@ -226,18 +226,24 @@ class TestListAuditEvents:
         await core.add_patient(alice)
 
         with pytest.raises(Forbidden):
-            await core.list_audit(alice, AuditQuery(), PageRequest())
-        page = await core.list_audit(admin, AuditQuery(user_id=alice.user_id), PageRequest())
+            await core.container.list_audit_events()(alice, AuditQuery(), PageRequest())
+        page = await core.container.list_audit_events()(
+            admin, AuditQuery(user_id=alice.user_id), PageRequest()
+        )
 
         assert [e.action for e in page.items] == [A.AUDIT_READ, A.PATIENT_CREATE]
         assert page.items[0].outcome is AuditOutcome.DENIED
-        mine = await core.list_audit(admin, AuditQuery(user_id=admin.user_id), PageRequest())
+        mine = await core.container.list_audit_events()(
+            admin, AuditQuery(user_id=admin.user_id), PageRequest()
+        )
         assert [(e.action, e.outcome) for e in mine.items] == [(A.AUDIT_READ, AuditOutcome.SUCCESS)]
 
     async def test_an_empty_time_window_is_invalid(self, core: Core, admin: Principal) -> None:
         now = core.clock.now()
         with pytest.raises(InvalidInput) as caught:
-            await core.list_audit(admin, AuditQuery(since=now, until=now), PageRequest())
+            await core.container.list_audit_events()(
+                admin, AuditQuery(since=now, until=now), PageRequest()
+            )
         assert caught.value.errors[0].field == "until"
 
 
@@ -277,9 +283,11 @@ class TestBufferedAuditTrail:
             if core.audit_events():
                 break
             await asyncio.sleep(0.01)
-        await trail.close()
 
+        # Written by the writer task, before close (which would write them itself).
         assert [e.resource_id for e in core.audit_events()] == [0, 1, 2]
+        assert trail.pending == 0
+        await trail.close()
 
     async def test_flush_and_close_write_what_waits(self, core: Core) -> None:
         trail = BufferedAuditTrail(core.uow, interval=3600)

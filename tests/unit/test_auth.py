@@ -27,7 +27,7 @@ from tests.unit.fakes import HASH_PREFIX
 
 class TestRegisterUser:
     async def test_stores_a_new_active_user(self, core: Core) -> None:
-        user = await core.register("alice", "alice@example.com", "wonderland-42")
+        user = await core.container.register_user()("alice", "alice@example.com", "wonderland-42")
 
         assert (user.username, user.email) == ("alice", "alice@example.com")
         assert user.id > 0
@@ -37,15 +37,15 @@ class TestRegisterUser:
         assert core.users() == [user]
 
     async def test_password_is_stored_hashed(self, core: Core) -> None:
-        user = await core.register("alice", "alice@example.com", "wonderland-42")
+        user = await core.container.register_user()("alice", "alice@example.com", "wonderland-42")
 
         assert core.hasher.hashed == ["wonderland-42"]
         assert user.password_hash == HASH_PREFIX + "wonderland-42"
         assert user.password_hash != "wonderland-42"
 
     async def test_staff_flags(self, core: Core) -> None:
-        staff = await core.register(**registration(), is_staff=True)
-        superuser = await core.register(**registration(), is_superuser=True)
+        staff = await core.container.register_user()(**registration(), is_staff=True)
+        superuser = await core.container.register_user()(**registration(), is_superuser=True)
 
         assert (staff.is_staff, staff.is_superuser, staff.is_admin) == (True, False, True)
         assert (superuser.is_staff, superuser.is_superuser, superuser.is_admin) == (
@@ -57,36 +57,36 @@ class TestRegisterUser:
 
     @pytest.mark.parametrize("taken", ["ALICE", "Alice", "alice"])
     async def test_username_taken_in_any_letter_case(self, core: Core, taken: str) -> None:
-        first = await core.register("alice", "alice@example.com", "wonderland-42")
+        first = await core.container.register_user()("alice", "alice@example.com", "wonderland-42")
 
         with pytest.raises(Conflict) as caught:
-            await core.register(taken, "other@example.com", "wonderland-43")
+            await core.container.register_user()(taken, "other@example.com", "wonderland-43")
 
         assert caught.value.field == "username"
         assert core.users() == [first]
 
     async def test_username_taken_non_ascii_case_fold(self, core: Core) -> None:
-        await core.register("stra\u00dfe", "a@example.com", "wonderland-42")
+        await core.container.register_user()("stra\u00dfe", "a@example.com", "wonderland-42")
 
         with pytest.raises(Conflict) as caught:
-            await core.register("STRASSE", "b@example.com", "wonderland-43")
+            await core.container.register_user()("STRASSE", "b@example.com", "wonderland-43")
 
         assert caught.value.field == "username"
         assert len(core.users()) == 1
 
     @pytest.mark.parametrize("taken", ["Alice@Example.com", "ALICE@EXAMPLE.COM"])
     async def test_email_taken_in_any_letter_case(self, core: Core, taken: str) -> None:
-        await core.register("alice", "alice@example.com", "wonderland-42")
+        await core.container.register_user()("alice", "alice@example.com", "wonderland-42")
 
         with pytest.raises(Conflict) as caught:
-            await core.register("alicia", taken, "wonderland-43")
+            await core.container.register_user()("alicia", taken, "wonderland-43")
 
         assert caught.value.field == "email"
         assert [u.username for u in core.users()] == ["alice"]
 
     async def test_invalid_input_lists_each_field_and_stores_nothing(self, core: Core) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await core.register("a", "not-an-email", "1234")
+            await core.container.register_user()("a", "not-an-email", "1234")
 
         assert [e.field for e in caught.value.errors] == [
             "username",
@@ -99,36 +99,38 @@ class TestRegisterUser:
 
     async def test_password_equal_to_username_refused(self, core: Core) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await core.register("Wonderland", "a@example.com", "wONDERLAND")
+            await core.container.register_user()("Wonderland", "a@example.com", "wONDERLAND")
 
         assert [e.message for e in caught.value.errors] == ["must not be the same as the username"]
         assert core.users() == []
 
     async def test_password_over_72_bytes_refused(self, core: Core) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await core.register("alice", "a@example.com", "\u00e9" * 40)
+            await core.container.register_user()("alice", "a@example.com", "\u00e9" * 40)
 
         assert [e.message for e in caught.value.errors] == ["must be at most 72 bytes in UTF-8"]
         assert core.users() == []
 
     async def test_without_a_username_the_email_is_the_username(self, core: Core) -> None:
-        user = await core.register(None, "Alice@Example.com", "wonderland-42")
+        user = await core.container.register_user()(None, "Alice@Example.com", "wonderland-42")
 
         assert (user.username, user.email) == ("Alice@Example.com", "Alice@Example.com")
-        assert await core.login("alice@example.com", "wonderland-42")
+        assert await core.container.login_user()("alice@example.com", "wonderland-42")
 
     async def test_an_email_taken_as_a_username_is_still_a_conflict(self, core: Core) -> None:
-        await core.register("taken@example.com", "first@example.com", "wonderland-42")
+        await core.container.register_user()(
+            "taken@example.com", "first@example.com", "wonderland-42"
+        )
 
         with pytest.raises(Conflict) as caught:
-            await core.register(None, "taken@example.com", "wonderland-43")
+            await core.container.register_user()(None, "taken@example.com", "wonderland-43")
 
         assert caught.value.field == "username"
         assert len(core.users()) == 1
 
     async def test_an_email_that_cannot_be_a_username_asks_for_one(self, core: Core) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await core.register(None, "o'brien@example.com", "wonderland-42")
+            await core.container.register_user()(None, "o'brien@example.com", "wonderland-42")
 
         assert [(e.field, e.message) for e in caught.value.errors] == [
             ("username", "is required: this email cannot serve as a username")
@@ -137,7 +139,7 @@ class TestRegisterUser:
 
     async def test_without_a_username_the_password_may_not_be_the_email(self, core: Core) -> None:
         with pytest.raises(InvalidInput) as caught:
-            await core.register(None, "alice@example.com", "ALICE@example.com")
+            await core.container.register_user()(None, "alice@example.com", "ALICE@example.com")
 
         assert [e.message for e in caught.value.errors] == ["must not be the same as the username"]
 
@@ -146,7 +148,7 @@ class TestLogin:
     async def test_by_username(self, core: Core) -> None:
         user, password = await core.sign_up()
 
-        pair = await core.login(user.username, password)
+        pair = await core.container.login_user()(user.username, password)
 
         assert isinstance(pair, TokenPair)
         assert core.tokens.read_access(pair.access) == Principal(user.id, is_admin=False)
@@ -157,21 +159,21 @@ class TestLogin:
     async def test_by_email_ignoring_case(self, core: Core) -> None:
         user, password = await core.sign_up(email="Alice@Example.com")
 
-        pair = await core.login("aLICE@example.COM", password)
+        pair = await core.container.login_user()("aLICE@example.COM", password)
 
         assert core.tokens.read_access(pair.access).user_id == user.id
 
     async def test_by_username_ignoring_case(self, core: Core) -> None:
         user, password = await core.sign_up(username="Alice")
 
-        pair = await core.login("ALICE", password)
+        pair = await core.container.login_user()("ALICE", password)
 
         assert core.tokens.read_access(pair.access).user_id == user.id
 
     async def test_opens_a_refresh_session(self, core: Core) -> None:
         user, password = await core.sign_up()
 
-        pair = await core.login(user.username, password)
+        pair = await core.container.login_user()(user.username, password)
 
         claims = core.tokens.read_refresh(pair.refresh)
         session = core.session_of(pair.refresh)
@@ -184,8 +186,8 @@ class TestLogin:
     async def test_each_login_is_its_own_chain(self, core: Core) -> None:
         user, password = await core.sign_up()
 
-        first = await core.login(user.username, password)
-        second = await core.login(user.username, password)
+        first = await core.container.login_user()(user.username, password)
+        second = await core.container.login_user()(user.username, password)
 
         assert core.session_of(first.refresh).id != core.session_of(second.refresh).id
         assert len(core.store.tables.refresh_sessions) == 2
@@ -193,7 +195,7 @@ class TestLogin:
     async def test_admin_flag_travels_in_the_access_token(self, core: Core) -> None:
         user, password = await core.sign_up(is_staff=True)
 
-        pair = await core.login(user.username, password)
+        pair = await core.container.login_user()(user.username, password)
 
         assert core.tokens.read_access(pair.access) == Principal(user.id, is_admin=True)
 
@@ -201,9 +203,9 @@ class TestLogin:
         user, password = await core.sign_up()
 
         with pytest.raises(AuthenticationFailed) as wrong_password:
-            await core.login(user.username, password + "!")
+            await core.container.login_user()(user.username, password + "!")
         with pytest.raises(AuthenticationFailed) as unknown_user:
-            await core.login("nobody-at-all", password)
+            await core.container.login_user()("nobody-at-all", password)
 
         assert wrong_password.value.message == BAD_CREDENTIALS
         assert unknown_user.value.message == BAD_CREDENTIALS
@@ -212,7 +214,7 @@ class TestLogin:
 
     async def test_unknown_user_costs_a_hash_check(self, core: Core) -> None:
         with pytest.raises(AuthenticationFailed):
-            await core.login("nobody", "some password")
+            await core.container.login_user()("nobody", "some password")
 
         assert core.hasher.wasted == ["some password"]
         assert core.hasher.verified == []
@@ -222,7 +224,7 @@ class TestLogin:
         too_long = "\u00e9" * 40  # 80 bytes
 
         with pytest.raises(AuthenticationFailed) as caught:
-            await core.login(user.username, too_long)
+            await core.container.login_user()(user.username, too_long)
 
         assert caught.value.message == BAD_CREDENTIALS
         assert len(core.hasher.wasted) == 1
@@ -233,7 +235,7 @@ class TestLogin:
         core.deactivate(user)
 
         with pytest.raises(AuthenticationFailed) as caught:
-            await core.login(user.username, password)
+            await core.container.login_user()(user.username, password)
 
         assert caught.value.message == BAD_CREDENTIALS
         assert core.store.tables.refresh_sessions == {}
@@ -241,7 +243,7 @@ class TestLogin:
     async def test_user_whose_username_looks_like_an_email(self, core: Core) -> None:
         user, password = await core.sign_up(username="ann@example.org", email="ann@example.com")
 
-        pair = await core.login("ann@example.org", password)
+        pair = await core.container.login_user()("ann@example.org", password)
 
         assert core.tokens.read_access(pair.access).user_id == user.id
 
@@ -251,7 +253,7 @@ class TestLogin:
         victim, password = await core.sign_up(username="victim", email="victim@example.com")
 
         # ...and the owner of that email can no longer sign in with it.
-        pair = await core.login("victim@example.com", password)
+        pair = await core.container.login_user()("victim@example.com", password)
 
         assert core.tokens.read_access(pair.access).user_id == victim.id
 
@@ -276,10 +278,12 @@ class TestLogin:
             return await fast_verify(plain, hashed)
 
         monkeypatch.setattr(core.hasher, "verify", slow_verify)
-        login = asyncio.create_task(core.login(user.username, password))
+        login = asyncio.create_task(core.container.login_user()(user.username, password))
         await checking.wait()
         try:
-            me = await asyncio.wait_for(core.current_user(user.principal()), timeout=0.2)
+            me = await asyncio.wait_for(
+                core.container.get_current_user()(user.principal()), timeout=0.2
+            )
             assert me.id == user.id
         finally:
             release.set()
@@ -289,7 +293,7 @@ class TestLogin:
 class TestRefreshTokens:
     async def logged_in(self, core: Core) -> tuple[Principal, TokenPair]:
         user, password = await core.sign_up()
-        return user.principal(), await core.login(user.username, password)
+        return user.principal(), await core.container.login_user()(user.username, password)
 
     async def test_without_rotation_the_token_is_kept_and_nothing_new_is_issued(
         self, core: Core
@@ -298,7 +302,7 @@ class TestRefreshTokens:
         session_before = core.session_of(pair.refresh)
 
         for _ in range(3):  # as a seed client does: the same refresh token every time
-            refreshed = await core.refresh(pair.refresh)
+            refreshed = await core.container.refresh_tokens()(pair.refresh)
             assert refreshed.refresh is None
             assert core.tokens.read_access(refreshed.access) == principal
             assert refreshed.expires_in == 15 * 60
@@ -308,7 +312,10 @@ class TestRefreshTokens:
     async def test_without_rotation_racing_refreshes_both_succeed(self, core: Core) -> None:
         _, pair = await self.logged_in(core)
 
-        results = await asyncio.gather(core.refresh(pair.refresh), core.refresh(pair.refresh))
+        results = await asyncio.gather(
+            core.container.refresh_tokens()(pair.refresh),
+            core.container.refresh_tokens()(pair.refresh),
+        )
 
         assert all(r.refresh is None for r in results)
         assert not core.session_of(pair.refresh).is_revoked
@@ -317,20 +324,20 @@ class TestRefreshTokens:
         self, core: Core
     ) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password)
-        await core.change_password(user.principal(), password, "a whole new passphrase")
+        pair = await core.container.login_user()(user.username, password)
+        await core.container.change_password()(user.principal(), password, "a whole new passphrase")
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(pair.refresh)
+            await core.container.refresh_tokens()(pair.refresh)
 
-        pair = await core.login(user.username, "a whole new passphrase")
+        pair = await core.container.login_user()(user.username, "a whole new passphrase")
         core.deactivate(core.store.tables.users[user.id])
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(pair.refresh)
+            await core.container.refresh_tokens()(pair.refresh)
 
     async def test_rotation_returns_a_new_pair(self, core: Core) -> None:
         principal, first = await self.logged_in(core)
 
-        second = await core.rotating_refresh(first.refresh)
+        second = await core.rotating.refresh_tokens()(first.refresh)
 
         assert second.refresh is not None
         assert second.refresh != first.refresh
@@ -347,7 +354,7 @@ class TestRefreshTokens:
 
         token = pair.refresh
         for _ in range(3):
-            refreshed = await core.rotating_refresh(token)
+            refreshed = await core.rotating.refresh_tokens()(token)
             assert refreshed.refresh is not None
             token = refreshed.refresh
 
@@ -355,36 +362,38 @@ class TestRefreshTokens:
 
     async def test_reusing_a_spent_token_revokes_the_chain(self, core: Core) -> None:
         _, first = await self.logged_in(core)
-        second = await core.rotating_refresh(first.refresh)
+        second = await core.rotating.refresh_tokens()(first.refresh)
 
         with pytest.raises(AuthenticationFailed) as reuse:
-            await core.rotating_refresh(first.refresh)
+            await core.rotating.refresh_tokens()(first.refresh)
         assert reuse.value.message == BAD_REFRESH_TOKEN
         assert core.session_of(first.refresh).revoked_at == core.clock.now()
 
         assert second.refresh is not None
         with pytest.raises(AuthenticationFailed):
-            await core.rotating_refresh(second.refresh)  # the legitimate holder is cut off too
+            await core.rotating.refresh_tokens()(
+                second.refresh
+            )  # the legitimate holder is cut off too
 
     async def test_reuse_does_not_touch_other_logins(self, core: Core) -> None:
         user, password = await core.sign_up()
-        stolen = await core.login(user.username, password)
-        other_device = await core.login(user.username, password)
-        await core.rotating_refresh(stolen.refresh)
+        stolen = await core.container.login_user()(user.username, password)
+        other_device = await core.container.login_user()(user.username, password)
+        await core.rotating.refresh_tokens()(stolen.refresh)
 
         with pytest.raises(AuthenticationFailed):
-            await core.rotating_refresh(stolen.refresh)
+            await core.rotating.refresh_tokens()(stolen.refresh)
 
         assert not core.session_of(other_device.refresh).is_revoked
-        refreshed = await core.rotating_refresh(other_device.refresh)
+        refreshed = await core.rotating.refresh_tokens()(other_device.refresh)
         assert core.tokens.read_access(refreshed.access).user_id == user.id
 
     async def test_two_racing_refreshes_one_wins_and_the_chain_dies(self, core: Core) -> None:
         _, pair = await self.logged_in(core)
 
         results = await asyncio.gather(
-            core.rotating_refresh(pair.refresh),
-            core.rotating_refresh(pair.refresh),
+            core.rotating.refresh_tokens()(pair.refresh),
+            core.rotating.refresh_tokens()(pair.refresh),
             return_exceptions=True,
         )
 
@@ -393,26 +402,26 @@ class TestRefreshTokens:
         assert (len(winners), len(losers)) == (1, 1)
         assert winners[0].refresh is not None
         with pytest.raises(AuthenticationFailed):
-            await core.rotating_refresh(winners[0].refresh)
+            await core.rotating.refresh_tokens()(winners[0].refresh)
 
     async def test_access_token_is_not_a_refresh_token(self, core: Core) -> None:
         _, pair = await self.logged_in(core)
 
         with pytest.raises(AuthenticationFailed) as caught:
-            await core.refresh(pair.access)
+            await core.container.refresh_tokens()(pair.access)
 
         assert caught.value.message == "Token is not a refresh token"
 
     async def test_garbage_refused(self, core: Core) -> None:
         with pytest.raises(AuthenticationFailed):
-            await core.refresh("not-a-token")
+            await core.container.refresh_tokens()("not-a-token")
 
     async def test_revoked_session_refused(self, core: Core) -> None:
         principal, pair = await self.logged_in(core)
-        await core.logout(principal, pair.refresh)
+        await core.container.logout_user()(principal, pair.refresh)
 
         with pytest.raises(AuthenticationFailed) as caught:
-            await core.refresh(pair.refresh)
+            await core.container.refresh_tokens()(pair.refresh)
 
         assert caught.value.message == BAD_REFRESH_TOKEN
 
@@ -421,7 +430,7 @@ class TestRefreshTokens:
         forged = core.tokens.issue_refresh(user.id, "no-such-session")
 
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(forged.token)
+            await core.container.refresh_tokens()(forged.token)
 
     async def test_session_of_another_user_refused(self, core: Core) -> None:
         _, pair = await self.logged_in(core)
@@ -430,91 +439,96 @@ class TestRefreshTokens:
         forged = core.tokens.issue_refresh(intruder.id, session_id)
 
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(forged.token)
+            await core.container.refresh_tokens()(forged.token)
 
     async def test_inactive_user_refused(self, core: Core) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password)
+        pair = await core.container.login_user()(user.username, password)
         core.deactivate(user)
 
         with pytest.raises(AuthenticationFailed) as caught:
-            await core.refresh(pair.refresh)
+            await core.container.refresh_tokens()(pair.refresh)
 
         assert caught.value.message == BAD_REFRESH_TOKEN
 
     async def test_expired_refresh_token_refused(self, core: Core) -> None:
         user, password = await core.sign_up()
         core.clock.advance(-timedelta(days=8))
-        pair = await core.login(user.username, password)  # issued 8 days ago, lives 7
+        pair = await core.container.login_user()(
+            user.username, password
+        )  # issued 8 days ago, lives 7
 
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(pair.refresh)
+            await core.container.refresh_tokens()(pair.refresh)
 
 
 class TestLogout:
     async def test_revokes_the_chain(self, core: Core) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password)
+        pair = await core.container.login_user()(user.username, password)
 
-        await core.logout(user.principal(), pair.refresh)
+        await core.container.logout_user()(user.principal(), pair.refresh)
 
         assert core.session_of(pair.refresh).revoked_at == core.clock.now()
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(pair.refresh)
+            await core.container.refresh_tokens()(pair.refresh)
 
     async def test_revokes_a_rotated_chain(self, core: Core) -> None:
         user, password = await core.sign_up()
-        first = await core.login(user.username, password)
-        second = await core.refresh(first.refresh)
+        first = await core.container.login_user()(user.username, password)
+        second = await core.rotating.refresh_tokens()(first.refresh)
+        assert second.refresh is not None  # the chain's next token
 
-        await core.logout(user.principal(), first.refresh)  # any token of the chain will do
+        await core.container.logout_user()(
+            user.principal(), first.refresh
+        )  # any token of the chain will do
 
         with pytest.raises(AuthenticationFailed):
-            await core.refresh(second.refresh)
+            await core.rotating.refresh_tokens()(second.refresh)
 
     async def test_twice_is_harmless(self, core: Core) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password)
-        await core.logout(user.principal(), pair.refresh)
+        pair = await core.container.login_user()(user.username, password)
+        await core.container.logout_user()(user.principal(), pair.refresh)
         revoked_at = core.session_of(pair.refresh).revoked_at
 
         core.clock.advance(timedelta(seconds=-30))
-        await core.logout(user.principal(), pair.refresh)
+        await core.container.logout_user()(user.principal(), pair.refresh)
 
         assert core.session_of(pair.refresh).revoked_at == revoked_at
 
     async def test_foreign_refresh_token_refused(self, core: Core) -> None:
         owner, password = await core.sign_up()
-        pair = await core.login(owner.username, password)
+        pair = await core.container.login_user()(owner.username, password)
         other, _ = await core.sign_up()
 
         with pytest.raises(AuthenticationFailed) as caught:
-            await core.logout(other.principal(), pair.refresh)
+            await core.container.logout_user()(other.principal(), pair.refresh)
 
         assert caught.value.message == BAD_REFRESH_TOKEN
         assert not core.session_of(pair.refresh).is_revoked
-        assert core.tokens.read_access((await core.refresh(pair.refresh)).access) == (
-            owner.principal()
-        )
+        assert core.tokens.read_access(
+            (await core.container.refresh_tokens()(pair.refresh)).access
+        ) == (owner.principal())
 
     async def test_token_naming_another_users_session_refused(self, core: Core) -> None:
         owner, password = await core.sign_up()
-        pair = await core.login(owner.username, password)
+        pair = await core.container.login_user()(owner.username, password)
         intruder, _ = await core.sign_up()
         session_id = core.tokens.read_refresh(pair.refresh).session_id
         forged = core.tokens.issue_refresh(intruder.id, session_id)
 
         with pytest.raises(AuthenticationFailed):
-            await core.logout(intruder.principal(), forged.token)
+            await core.container.logout_user()(intruder.principal(), forged.token)
 
         assert not core.session_of(pair.refresh).is_revoked
 
     async def test_access_token_refused(self, core: Core) -> None:
         user, password = await core.sign_up()
-        pair = await core.login(user.username, password)
+        pair = await core.container.login_user()(user.username, password)
 
         with pytest.raises(AuthenticationFailed):
-            await core.logout(user.principal(), pair.access)
+            await core.container.logout_user()(user.principal(), pair.access)
 
         assert not core.session_of(pair.refresh).is_revoked
 
@@ -523,7 +537,7 @@ class TestLogout:
         forged = core.tokens.issue_refresh(user.id, "no-such-session")
 
         with pytest.raises(AuthenticationFailed):
-            await core.logout(user.principal(), forged.token)
+            await core.container.logout_user()(user.principal(), forged.token)
 
 
 class TestGetCurrentUser:
@@ -531,41 +545,41 @@ class TestGetCurrentUser:
         user, _ = await core.sign_up(username="carol")
         await core.sign_up()
 
-        me = await core.current_user(user.principal())
+        me = await core.container.get_current_user()(user.principal())
 
         assert me == user
         assert me.username == "carol"
 
     async def test_unknown_user(self, core: Core) -> None:
         with pytest.raises(AuthenticationFailed):
-            await core.current_user(Principal(user_id=424242))
+            await core.container.get_current_user()(Principal(user_id=424242))
 
     async def test_inactive_user(self, core: Core) -> None:
         user, _ = await core.sign_up()
         core.deactivate(user)
 
         with pytest.raises(AuthenticationFailed):
-            await core.current_user(user.principal())
+            await core.container.get_current_user()(user.principal())
 
 
 class TestAccountChanges:
     async def test_change_password_revokes_every_chain(self, core: Core) -> None:
         user, password = await core.sign_up()
-        first = await core.login(user.username, password)
-        second = await core.login(user.username, password)
-        change = core.change_password
+        first = await core.container.login_user()(user.username, password)
+        second = await core.container.login_user()(user.username, password)
+        change = core.container.change_password()
 
         await change(user.principal(), password, "another fine passphrase")
 
         for pair in (first, second):
             with pytest.raises(AuthenticationFailed):
-                await core.refresh(pair.refresh)
+                await core.container.refresh_tokens()(pair.refresh)
         assert core.store.tables.users[user.id].password_hash != user.password_hash
 
     async def test_deactivation_needs_an_administrator(self, core: Core) -> None:
         user, _ = await core.sign_up()
         other, _ = await core.sign_up()
-        set_active = core.set_active
+        set_active = core.container.set_user_active()
 
         with pytest.raises(Forbidden):
             await set_active(other.principal(), user.id, active=False)

@@ -21,7 +21,7 @@ class TestCreateDoctor:
     async def test_records_the_creator(self, core: Core, alice: Principal) -> None:
         data = DoctorDataFactory.build()
 
-        doctor = await core.create_doctor(alice, data)
+        doctor = await core.container.create_doctor()(alice, data)
 
         assert doctor.created_by == alice.user_id
         assert data_of(doctor) == asdict(data)
@@ -45,21 +45,21 @@ class TestReadDoctors:
         by_bob = await core.add_doctor(bob)
 
         for reader in (alice, bob):
-            page = await core.list_doctors(reader, PageRequest())
+            page = await core.container.list_doctors()(reader, PageRequest())
             assert list(page.items) == [by_alice, by_bob]
             assert page.total == 2
-            assert await core.get_doctor(reader, by_alice.id) == by_alice
+            assert await core.container.get_doctor()(reader, by_alice.id) == by_alice
 
     async def test_paging(self, core: Core, alice: Principal) -> None:
         doctors = [await core.add_doctor(alice) for _ in range(4)]
 
-        page = await core.list_doctors(alice, PageRequest(limit=2, offset=2))
+        page = await core.container.list_doctors()(alice, PageRequest(limit=2, offset=2))
 
         assert (list(page.items), page.total) == (doctors[2:], 4)
 
     async def test_unknown_id(self, core: Core, alice: Principal) -> None:
         with pytest.raises(NotFound) as caught:
-            await core.get_doctor(alice, 4040)
+            await core.container.get_doctor()(alice, 4040)
 
         assert caught.value.message == "Doctor 4040 was not found"
 
@@ -69,7 +69,7 @@ class TestUpdateDoctor:
         doctor = await core.add_doctor(alice)
         new_data = DoctorDataFactory.build(email=None)
 
-        updated = await core.update_doctor(alice, doctor.id, new_data)
+        updated = await core.container.update_doctor()(alice, doctor.id, new_data)
 
         assert data_of(updated) == asdict(new_data)
         assert (updated.id, updated.created_by, updated.created_at) == (
@@ -77,12 +77,14 @@ class TestUpdateDoctor:
             alice.user_id,
             doctor.created_at,
         )
-        assert await core.get_doctor(alice, doctor.id) == updated
+        assert await core.container.get_doctor()(alice, doctor.id) == updated
 
     async def test_by_an_admin(self, core: Core, alice: Principal, admin: Principal) -> None:
         doctor = await core.add_doctor(alice)
 
-        updated = await core.update_doctor(admin, doctor.id, DoctorDataFactory.build(name="X"))
+        updated = await core.container.update_doctor()(
+            admin, doctor.id, DoctorDataFactory.build(name="X")
+        )
 
         assert updated.name == "X"
         assert updated.created_by == alice.user_id  # the creator does not change
@@ -93,38 +95,38 @@ class TestUpdateDoctor:
         doctor = await core.add_doctor(alice)
 
         with pytest.raises(Forbidden) as caught:
-            await core.update_doctor(bob, doctor.id, DoctorDataFactory.build())
+            await core.container.update_doctor()(bob, doctor.id, DoctorDataFactory.build())
 
         assert caught.value.message == NOT_YOURS
-        assert await core.get_doctor(bob, doctor.id) == doctor
+        assert await core.container.get_doctor()(bob, doctor.id) == doctor
 
     async def test_unknown_id(self, core: Core, admin: Principal) -> None:
         with pytest.raises(NotFound):
-            await core.update_doctor(admin, 777, DoctorDataFactory.build())
+            await core.container.update_doctor()(admin, 777, DoctorDataFactory.build())
 
     async def test_invalid_data(self, core: Core, alice: Principal) -> None:
         doctor = await core.add_doctor(alice)
 
         with pytest.raises(InvalidInput):
-            await core.update_doctor(alice, doctor.id, DoctorDataFactory.build(name=""))
+            await core.container.update_doctor()(alice, doctor.id, DoctorDataFactory.build(name=""))
 
-        assert await core.get_doctor(alice, doctor.id) == doctor
+        assert await core.container.get_doctor()(alice, doctor.id) == doctor
 
 
 class TestDeleteDoctor:
     async def test_by_its_creator(self, core: Core, alice: Principal) -> None:
         doctor = await core.add_doctor(alice)
 
-        await core.delete_doctor(alice, doctor.id)
+        await core.container.delete_doctor()(alice, doctor.id)
 
         with pytest.raises(NotFound):
-            await core.get_doctor(alice, doctor.id)
-        assert (await core.list_doctors(alice, PageRequest())).total == 0
+            await core.container.get_doctor()(alice, doctor.id)
+        assert (await core.container.list_doctors()(alice, PageRequest())).total == 0
 
     async def test_by_an_admin(self, core: Core, alice: Principal, admin: Principal) -> None:
         doctor = await core.add_doctor(alice)
 
-        await core.delete_doctor(admin, doctor.id)
+        await core.container.delete_doctor()(admin, doctor.id)
 
         assert core.store.tables.doctors == {}
 
@@ -134,13 +136,13 @@ class TestDeleteDoctor:
         doctor = await core.add_doctor(alice)
 
         with pytest.raises(Forbidden):
-            await core.delete_doctor(bob, doctor.id)
+            await core.container.delete_doctor()(bob, doctor.id)
 
-        assert await core.get_doctor(bob, doctor.id) == doctor
+        assert await core.container.get_doctor()(bob, doctor.id) == doctor
 
     async def test_unknown_id(self, core: Core, admin: Principal) -> None:
         with pytest.raises(NotFound):
-            await core.delete_doctor(admin, 777)
+            await core.container.delete_doctor()(admin, 777)
 
     async def test_doctor_without_creator_only_admins(
         self, core: Core, alice: Principal, admin: Principal
@@ -150,7 +152,7 @@ class TestDeleteDoctor:
         core.store.tables.doctors[doctor.id] = replace(doctor, created_by=None)
 
         with pytest.raises(Forbidden):
-            await core.delete_doctor(alice, doctor.id)
-        await core.delete_doctor(admin, doctor.id)
+            await core.container.delete_doctor()(alice, doctor.id)
+        await core.container.delete_doctor()(admin, doctor.id)
 
         assert core.store.tables.doctors == {}

@@ -47,4 +47,4 @@ def test_litestar_still_resolves_a_batch_in_a_task_group() -> None:
 
 def test_building_the_app_installs_the_replacement() -> None:
     resolve_dependencies_in_turn()
-    assert KwargsModel.resolve_dependencies is dependencies._resolve_in_turn  # type: ignore[comparison-overlap]
+    assert KwargsModel.resolve_dependencies is dependencies._resolve_in_turn

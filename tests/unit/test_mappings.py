@@ -19,7 +19,7 @@ class TestAssignDoctor:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(bob)  # any user's doctor may be assigned
 
-        mapping = await core.assign(alice, patient.id, doctor.id)
+        mapping = await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
         assert mapping.patient_id == patient.id
         assert mapping.doctor == doctor
@@ -33,7 +33,7 @@ class TestAssignDoctor:
         doctor = await core.add_doctor(bob)
 
         with pytest.raises(NotFound) as caught:
-            await core.assign(bob, patient.id, doctor.id)
+            await core.container.assign_doctor()(bob, patient.id, doctor.id)
 
         assert (caught.value.resource, caught.value.identifier) == ("Patient", patient.id)
         assert core.store.tables.mappings == {}
@@ -42,7 +42,7 @@ class TestAssignDoctor:
         doctor = await core.add_doctor(alice)
 
         with pytest.raises(NotFound) as caught:
-            await core.assign(alice, 999, doctor.id)
+            await core.container.assign_doctor()(alice, 999, doctor.id)
 
         assert caught.value.resource == "Patient"
 
@@ -50,7 +50,7 @@ class TestAssignDoctor:
         patient = await core.add_patient(alice)
 
         with pytest.raises(NotFound) as caught:
-            await core.assign(alice, patient.id, 999)
+            await core.container.assign_doctor()(alice, patient.id, 999)
 
         assert (caught.value.resource, caught.value.identifier) == ("Doctor", 999)
         assert core.store.tables.mappings == {}
@@ -58,20 +58,20 @@ class TestAssignDoctor:
     async def test_same_pair_twice_conflicts(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(alice)
-        first = await core.assign(alice, patient.id, doctor.id)
+        first = await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
         with pytest.raises(Conflict):
-            await core.assign(alice, patient.id, doctor.id)
+            await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
-        assert list((await core.list_mappings(alice, ALL)).items) == [first]
+        assert list((await core.container.list_mappings()(alice, ALL)).items) == [first]
 
     async def test_racing_duplicates_one_wins(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(alice)
 
         results = await asyncio.gather(
-            core.assign(alice, patient.id, doctor.id),
-            core.assign(alice, patient.id, doctor.id),
+            core.container.assign_doctor()(alice, patient.id, doctor.id),
+            core.container.assign_doctor()(alice, patient.id, doctor.id),
             return_exceptions=True,
         )
 
@@ -86,9 +86,9 @@ class TestAssignDoctor:
 
         for p in (p1, p2):
             for d in (d1, d2):
-                await core.assign(alice, p.id, d.id)
+                await core.container.assign_doctor()(alice, p.id, d.id)
 
-        assert (await core.list_mappings(alice, ALL)).total == 4
+        assert (await core.container.list_mappings()(alice, ALL)).total == 4
 
 
 class TestListMappings:
@@ -98,20 +98,20 @@ class TestListMappings:
         doctor = await core.add_doctor(alice)
         alices_patient = await core.add_patient(alice)
         bobs_patient = await core.add_patient(bob)
-        alices = await core.assign(alice, alices_patient.id, doctor.id)
-        bobs = await core.assign(bob, bobs_patient.id, doctor.id)
+        alices = await core.container.assign_doctor()(alice, alices_patient.id, doctor.id)
+        bobs = await core.container.assign_doctor()(bob, bobs_patient.id, doctor.id)
 
-        assert list((await core.list_mappings(alice, ALL)).items) == [alices]
-        assert list((await core.list_mappings(bob, ALL)).items) == [bobs]
+        assert list((await core.container.list_mappings()(alice, ALL)).items) == [alices]
+        assert list((await core.container.list_mappings()(bob, ALL)).items) == [bobs]
 
     async def test_paging(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
         mappings: list[Mapping] = []
         for _ in range(5):
             doctor = await core.add_doctor(alice)
-            mappings.append(await core.assign(alice, patient.id, doctor.id))
+            mappings.append(await core.container.assign_doctor()(alice, patient.id, doctor.id))
 
-        page = await core.list_mappings(alice, PageRequest(limit=2, offset=3))
+        page = await core.container.list_mappings()(alice, PageRequest(limit=2, offset=3))
 
         assert (list(page.items), page.total) == (mappings[3:], 5)
 
@@ -120,12 +120,12 @@ class TestListMappings:
     ) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(alice, specialization="Cardiology")
-        await core.assign(alice, patient.id, doctor.id)
-        updated = await core.update_doctor(
+        await core.container.assign_doctor()(alice, patient.id, doctor.id)
+        updated = await core.container.update_doctor()(
             alice, doctor.id, DoctorDataFactory.build(specialization="Neurology")
         )
 
-        (mapping,) = (await core.list_patient_mappings(alice, patient.id, ALL)).items
+        (mapping,) = (await core.container.list_patient_mappings()(alice, patient.id, ALL)).items
 
         assert mapping.doctor == updated
         assert mapping.doctor.specialization == "Neurology"
@@ -136,11 +136,11 @@ class TestListPatientMappings:
         patient = await core.add_patient(alice)
         other = await core.add_patient(alice)
         d1, d2 = await core.add_doctor(alice), await core.add_doctor(alice)
-        m1 = await core.assign(alice, patient.id, d1.id)
-        m2 = await core.assign(alice, patient.id, d2.id)
-        await core.assign(alice, other.id, d1.id)
+        m1 = await core.container.assign_doctor()(alice, patient.id, d1.id)
+        m2 = await core.container.assign_doctor()(alice, patient.id, d2.id)
+        await core.container.assign_doctor()(alice, other.id, d1.id)
 
-        page = await core.list_patient_mappings(alice, patient.id, ALL)
+        page = await core.container.list_patient_mappings()(alice, patient.id, ALL)
 
         assert (list(page.items), page.total) == ([m1, m2], 2)
 
@@ -149,15 +149,15 @@ class TestListPatientMappings:
     ) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(alice)
-        await core.assign(alice, patient.id, doctor.id)
+        await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
         with pytest.raises(NotFound):
-            await core.list_patient_mappings(bob, patient.id, ALL)
+            await core.container.list_patient_mappings()(bob, patient.id, ALL)
 
     async def test_patient_without_mappings(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
 
-        page = await core.list_patient_mappings(alice, patient.id, ALL)
+        page = await core.container.list_patient_mappings()(alice, patient.id, ALL)
 
         assert (list(page.items), page.total) == ([], 0)
 
@@ -170,10 +170,10 @@ class TestListPatientDoctors:
             await core.add_doctor(bob),
             await core.add_doctor(bob),
         )
-        await core.assign(alice, patient.id, d2.id)
-        await core.assign(alice, patient.id, d1.id)
+        await core.container.assign_doctor()(alice, patient.id, d2.id)
+        await core.container.assign_doctor()(alice, patient.id, d1.id)
 
-        page = await core.list_patient_doctors(alice, patient.id, ALL)
+        page = await core.container.list_patient_doctors()(alice, patient.id, ALL)
 
         assert page.total == 2
         assert sorted(d.id for d in page.items) == sorted([d1.id, d2.id])
@@ -183,9 +183,11 @@ class TestListPatientDoctors:
     async def test_paging(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
         for _ in range(3):
-            await core.assign(alice, patient.id, (await core.add_doctor(alice)).id)
+            await core.container.assign_doctor()(
+                alice, patient.id, (await core.add_doctor(alice)).id
+            )
 
-        page = await core.list_patient_doctors(alice, patient.id, PageRequest(limit=1))
+        page = await core.container.list_patient_doctors()(alice, patient.id, PageRequest(limit=1))
 
         assert (len(page.items), page.total) == (1, 3)
 
@@ -195,21 +197,23 @@ class TestListPatientDoctors:
         patient = await core.add_patient(alice)
 
         with pytest.raises(NotFound):
-            await core.list_patient_doctors(bob, patient.id, ALL)
+            await core.container.list_patient_doctors()(bob, patient.id, ALL)
 
 
 class TestUnassignDoctor:
     async def test_deletes_the_mapping_only(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(alice)
-        mapping = await core.assign(alice, patient.id, doctor.id)
+        mapping = await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
-        await core.unassign(alice, mapping.id)
+        await core.container.unassign_doctor()(alice, mapping.id)
 
-        assert (await core.list_mappings(alice, ALL)).total == 0
-        assert await core.get_patient(alice, patient.id) == patient
-        assert await core.get_doctor(alice, doctor.id) == doctor
-        again = await core.assign(alice, patient.id, doctor.id)  # may be assigned anew
+        assert (await core.container.list_mappings()(alice, ALL)).total == 0
+        assert await core.container.get_patient()(alice, patient.id) == patient
+        assert await core.container.get_doctor()(alice, doctor.id) == doctor
+        again = await core.container.assign_doctor()(
+            alice, patient.id, doctor.id
+        )  # may be assigned anew
         assert again.id != mapping.id
 
     async def test_foreign_mapping_is_not_found(
@@ -217,27 +221,29 @@ class TestUnassignDoctor:
     ) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(bob)
-        mapping = await core.assign(alice, patient.id, doctor.id)
+        mapping = await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
         with pytest.raises(NotFound) as caught:
-            await core.unassign(bob, mapping.id)  # even the doctor's creator may not
+            await core.container.unassign_doctor()(
+                bob, mapping.id
+            )  # even the doctor's creator may not
 
         assert (caught.value.resource, caught.value.identifier) == ("Mapping", mapping.id)
-        assert list((await core.list_mappings(alice, ALL)).items) == [mapping]
+        assert list((await core.container.list_mappings()(alice, ALL)).items) == [mapping]
 
     async def test_unknown_mapping(self, core: Core, alice: Principal) -> None:
         with pytest.raises(NotFound):
-            await core.unassign(alice, 31337)
+            await core.container.unassign_doctor()(alice, 31337)
 
     async def test_patient_id_is_not_a_mapping_id(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
         doctor = await core.add_doctor(alice)
-        mapping = await core.assign(alice, patient.id, doctor.id)
+        mapping = await core.container.assign_doctor()(alice, patient.id, doctor.id)
 
         with pytest.raises(NotFound):
-            await core.unassign(alice, patient.id)
+            await core.container.unassign_doctor()(alice, patient.id)
 
-        assert list((await core.list_mappings(alice, ALL)).items) == [mapping]
+        assert list((await core.container.list_mappings()(alice, ALL)).items) == [mapping]
 
 
 class TestDeletingADoctorCascades:
@@ -248,15 +254,15 @@ class TestDeletingADoctorCascades:
         kept = await core.add_doctor(alice)
         alices_patient = await core.add_patient(alice)
         bobs_patient = await core.add_patient(bob)
-        await core.assign(alice, alices_patient.id, doomed.id)
-        await core.assign(bob, bobs_patient.id, doomed.id)
-        survivor = await core.assign(alice, alices_patient.id, kept.id)
+        await core.container.assign_doctor()(alice, alices_patient.id, doomed.id)
+        await core.container.assign_doctor()(bob, bobs_patient.id, doomed.id)
+        survivor = await core.container.assign_doctor()(alice, alices_patient.id, kept.id)
 
-        await core.delete_doctor(alice, doomed.id)
+        await core.container.delete_doctor()(alice, doomed.id)
 
-        assert list((await core.list_mappings(alice, ALL)).items) == [survivor]
-        assert (await core.list_mappings(bob, ALL)).total == 0
-        assert list((await core.list_patient_doctors(alice, alices_patient.id, ALL)).items) == [
-            kept
-        ]
-        assert await core.get_patient(bob, bobs_patient.id) == bobs_patient
+        assert list((await core.container.list_mappings()(alice, ALL)).items) == [survivor]
+        assert (await core.container.list_mappings()(bob, ALL)).total == 0
+        assert list(
+            (await core.container.list_patient_doctors()(alice, alices_patient.id, ALL)).items
+        ) == [kept]
+        assert await core.container.get_patient()(bob, bobs_patient.id) == bobs_patient

@@ -12,7 +12,6 @@ from healthcare.application.paging import PageRequest
 from healthcare.domain.entities import NewUser, RefreshSession
 from healthcare.domain.errors import Conflict, NotFound
 from tests.unit.factories import Core, DoctorDataFactory, PatientDataFactory, registration
-from tests.unit.fakes import FakePasswordHasher
 
 
 def new_user(username: str = "alice", email: str = "alice@example.com") -> NewUser:
@@ -148,12 +147,12 @@ class TestConcurrency:
         assert await committed_usernames(store) == ["alice"]
 
     async def test_racing_registrations(self) -> None:
-        core = Core(hasher=FakePasswordHasher())
+        core = Core()
         values = registration()
 
         results = await asyncio.gather(
-            core.register(**values),
-            core.register(**(values | {"username": values["username"].upper()})),
+            core.container.register_user()(**values),
+            core.container.register_user()(**(values | {"username": values["username"].upper()})),
             return_exceptions=True,
         )
 

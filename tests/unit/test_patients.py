@@ -23,7 +23,7 @@ class TestCreatePatient:
     async def test_owned_by_the_caller(self, core: Core, alice: Principal) -> None:
         data = PatientDataFactory.build(gender=Gender.OTHER)
 
-        patient = await core.create_patient(alice, data)
+        patient = await core.container.create_patient()(alice, data)
 
         assert patient.created_by == alice.user_id
         assert data_of(patient) == asdict(data)
@@ -45,18 +45,18 @@ class TestCreatePatient:
 
         assert [e.field for e in caught.value.errors] == ["name", "age"]
         assert core.store.tables.patients == {}
-        assert (await core.list_patients(alice, PageRequest())).total == 0
+        assert (await core.container.list_patients()(alice, PageRequest())).total == 0
 
 
 class TestGetPatient:
     async def test_own_patient(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
 
-        assert await core.get_patient(alice, patient.id) == patient
+        assert await core.container.get_patient()(alice, patient.id) == patient
 
     async def test_unknown_id(self, core: Core, alice: Principal) -> None:
         with pytest.raises(NotFound) as caught:
-            await core.get_patient(alice, 999_999)
+            await core.container.get_patient()(alice, 999_999)
 
         assert (caught.value.resource, caught.value.identifier) == ("Patient", 999_999)
 
@@ -66,7 +66,7 @@ class TestGetPatient:
         patient = await core.add_patient(alice)
 
         with pytest.raises(NotFound) as caught:
-            await core.get_patient(bob, patient.id)
+            await core.container.get_patient()(bob, patient.id)
 
         assert caught.value.message == f"Patient {patient.id} was not found"
 
@@ -76,7 +76,7 @@ class TestGetPatient:
         patient = await core.add_patient(alice)
 
         with pytest.raises(NotFound):
-            await core.get_patient(admin, patient.id)
+            await core.container.get_patient()(admin, patient.id)
 
 
 class TestListPatients:
@@ -86,8 +86,8 @@ class TestListPatients:
         mine = [await core.add_patient(alice) for _ in range(3)]
         theirs = [await core.add_patient(bob) for _ in range(2)]
 
-        alices = await core.list_patients(alice, PageRequest())
-        bobs = await core.list_patients(bob, PageRequest())
+        alices = await core.container.list_patients()(alice, PageRequest())
+        bobs = await core.container.list_patients()(bob, PageRequest())
 
         assert list(alices.items) == mine
         assert alices.total == 3
@@ -95,7 +95,7 @@ class TestListPatients:
         assert bobs.total == 2
 
     async def test_empty(self, core: Core, alice: Principal) -> None:
-        page = await core.list_patients(alice, PageRequest())
+        page = await core.container.list_patients()(alice, PageRequest())
 
         assert (list(page.items), page.total) == ([], 0)
 
@@ -105,7 +105,7 @@ class TestListPatients:
         mine = [await core.add_patient(alice) for _ in range(5)]
         await core.add_patient(bob)
 
-        page = await core.list_patients(alice, PageRequest(limit=2, offset=1))
+        page = await core.container.list_patients()(alice, PageRequest(limit=2, offset=1))
 
         assert list(page.items) == mine[1:3]
         assert page.total == 5
@@ -113,8 +113,8 @@ class TestListPatients:
     async def test_last_page_and_beyond(self, core: Core, alice: Principal) -> None:
         mine = [await core.add_patient(alice) for _ in range(5)]
 
-        last = await core.list_patients(alice, PageRequest(limit=2, offset=4))
-        beyond = await core.list_patients(alice, PageRequest(limit=2, offset=10))
+        last = await core.container.list_patients()(alice, PageRequest(limit=2, offset=4))
+        beyond = await core.container.list_patients()(alice, PageRequest(limit=2, offset=10))
 
         assert (list(last.items), last.total) == ([mine[4]], 5)
         assert (list(beyond.items), beyond.total) == ([], 5)
@@ -125,7 +125,7 @@ class TestUpdatePatient:
         original = await core.add_patient(alice)
         new_data = PatientDataFactory.build(phone=None, notes="allergic to penicillin")
 
-        updated = await core.update_patient(alice, original.id, new_data)
+        updated = await core.container.update_patient()(alice, original.id, new_data)
 
         assert data_of(updated) == asdict(new_data)
         assert (updated.id, updated.created_by, updated.created_at) == (
@@ -134,22 +134,22 @@ class TestUpdatePatient:
             original.created_at,
         )
         assert updated.updated_at >= original.updated_at
-        assert await core.get_patient(alice, original.id) == updated
+        assert await core.container.get_patient()(alice, original.id) == updated
 
     async def test_invalid_data_changes_nothing(self, core: Core, alice: Principal) -> None:
         original = await core.add_patient(alice)
 
         with pytest.raises(InvalidInput) as caught:
-            await core.update_patient(
+            await core.container.update_patient()(
                 alice, original.id, PatientDataFactory.build(email="nope", age=-1)
             )
 
         assert [e.field for e in caught.value.errors] == ["age", "email"]
-        assert await core.get_patient(alice, original.id) == original
+        assert await core.container.get_patient()(alice, original.id) == original
 
     async def test_unknown_id(self, core: Core, alice: Principal) -> None:
         with pytest.raises(NotFound):
-            await core.update_patient(alice, 12345, PatientDataFactory.build())
+            await core.container.update_patient()(alice, 12345, PatientDataFactory.build())
 
     async def test_another_users_patient(
         self, core: Core, alice: Principal, bob: Principal
@@ -157,16 +157,18 @@ class TestUpdatePatient:
         original = await core.add_patient(alice)
 
         with pytest.raises(NotFound):
-            await core.update_patient(bob, original.id, PatientDataFactory.build())
+            await core.container.update_patient()(bob, original.id, PatientDataFactory.build())
 
-        assert await core.get_patient(alice, original.id) == original
+        assert await core.container.get_patient()(alice, original.id) == original
 
 
 class TestPatchPatient:
     async def test_changes_only_the_fields_given(self, core: Core, alice: Principal) -> None:
         original = await core.add_patient(alice, phone="123", notes="keep")
 
-        patched = await core.patch_patient(alice, original.id, {"age": 77, "phone": None})
+        patched = await core.container.patch_patient()(
+            alice, original.id, {"age": 77, "phone": None}
+        )
 
         assert (patched.age, patched.phone, patched.notes) == (77, None, "keep")
         assert patched.version == original.version + 1
@@ -177,13 +179,17 @@ class TestPatchPatient:
         original = await core.add_patient(alice)
 
         with pytest.raises(InvalidInput) as caught:
-            await core.patch_patient(alice, original.id, {"name": None, "age": 500, "x": 1})
+            await core.container.patch_patient()(
+                alice, original.id, {"name": None, "age": 500, "x": 1}
+            )
 
         assert {e.field for e in caught.value.errors} == {"name", "age", "x"}
         with pytest.raises(InvalidInput) as caught:
-            await core.patch_patient(alice, original.id, {"age": 500, "gender": "robot"})
+            await core.container.patch_patient()(
+                alice, original.id, {"age": 500, "gender": "robot"}
+            )
         assert {e.field for e in caught.value.errors} == {"age", "gender"}
-        assert await core.get_patient(alice, original.id) == original
+        assert await core.container.get_patient()(alice, original.id) == original
 
     async def test_merges_into_a_change_made_between_its_read_and_its_write(
         self, core: Core, alice: Principal, monkeypatch: pytest.MonkeyPatch
@@ -206,7 +212,7 @@ class TestPatchPatient:
             return found
 
         monkeypatch.setattr(MemoryPatientRepository, "get", read_then_another_change)
-        patched = await core.patch_patient(alice, original.id, {"phone": "555"})
+        patched = await core.container.patch_patient()(alice, original.id, {"phone": "555"})
 
         assert (patched.phone, patched.notes, patched.version) == ("555", "from elsewhere", 3)
 
@@ -214,20 +220,20 @@ class TestPatchPatient:
         self, core: Core, alice: Principal
     ) -> None:
         original = await core.add_patient(alice)
-        await core.patch_patient(alice, original.id, {"age": 1})
+        await core.container.patch_patient()(alice, original.id, {"age": 1})
 
         with pytest.raises(PreconditionFailed) as caught:
-            await core.patch_patient(alice, original.id, {"age": 2}, expected_version=1)
+            await core.container.patch_patient()(alice, original.id, {"age": 2}, expected_version=1)
 
         assert caught.value.current_version == 2
-        assert (await core.get_patient(alice, original.id)).age == 1
+        assert (await core.container.get_patient()(alice, original.id)).age == 1
 
     async def test_another_users_patient_is_not_found(
         self, core: Core, alice: Principal, bob: Principal
     ) -> None:
         original = await core.add_patient(alice)
         with pytest.raises(NotFound):
-            await core.patch_patient(bob, original.id, {"age": 2})
+            await core.container.patch_patient()(bob, original.id, {"age": 2})
 
 
 class TestDeletePatient:
@@ -235,18 +241,18 @@ class TestDeletePatient:
         kept = await core.add_patient(alice)
         doomed = await core.add_patient(alice)
 
-        await core.delete_patient(alice, doomed.id)
+        await core.container.delete_patient()(alice, doomed.id)
 
         with pytest.raises(NotFound):
-            await core.get_patient(alice, doomed.id)
-        assert list((await core.list_patients(alice, PageRequest())).items) == [kept]
+            await core.container.get_patient()(alice, doomed.id)
+        assert list((await core.container.list_patients()(alice, PageRequest())).items) == [kept]
 
     async def test_twice_is_not_found(self, core: Core, alice: Principal) -> None:
         patient = await core.add_patient(alice)
-        await core.delete_patient(alice, patient.id)
+        await core.container.delete_patient()(alice, patient.id)
 
         with pytest.raises(NotFound):
-            await core.delete_patient(alice, patient.id)
+            await core.container.delete_patient()(alice, patient.id)
 
     async def test_another_users_patient(
         self, core: Core, alice: Principal, bob: Principal
@@ -254,20 +260,20 @@ class TestDeletePatient:
         patient = await core.add_patient(alice)
 
         with pytest.raises(NotFound):
-            await core.delete_patient(bob, patient.id)
+            await core.container.delete_patient()(bob, patient.id)
 
-        assert await core.get_patient(alice, patient.id) == patient
+        assert await core.container.get_patient()(alice, patient.id) == patient
 
     async def test_removes_its_mappings_only(self, core: Core, alice: Principal) -> None:
         doctor = await core.add_doctor(alice)
         doomed = await core.add_patient(alice)
         kept = await core.add_patient(alice)
-        await core.assign(alice, doomed.id, doctor.id)
-        kept_mapping = await core.assign(alice, kept.id, doctor.id)
+        await core.container.assign_doctor()(alice, doomed.id, doctor.id)
+        kept_mapping = await core.container.assign_doctor()(alice, kept.id, doctor.id)
 
-        await core.delete_patient(alice, doomed.id)
+        await core.container.delete_patient()(alice, doomed.id)
 
-        mappings = await core.list_mappings(alice, PageRequest())
+        mappings = await core.container.list_mappings()(alice, PageRequest())
         assert [m.id for m in mappings.items] == [kept_mapping.id]
         assert mappings.total == 1
-        assert await core.get_doctor(alice, doctor.id) == doctor  # the doctor stays
+        assert await core.container.get_doctor()(alice, doctor.id) == doctor  # the doctor stays

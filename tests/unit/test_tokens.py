@@ -198,13 +198,27 @@ class TestVerifiedTokens:
         with pytest.raises(AuthenticationFailed):
             tokens.read_access(token)
 
-    def test_memory_is_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_memory_is_bounded_and_forgets_the_oldest(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setattr(token_module, "VERIFIED_ACCESS_TOKENS", 3)
         tokens = service()
         issued = [tokens.issue_access(Principal(n)).token for n in range(1, 6)]
         assert [tokens.read_access(t).user_id for t in issued] == [1, 2, 3, 4, 5]
         assert len(tokens._verified) == 3
-        assert tokens.read_access(issued[0]) == Principal(1)  # forgotten, verified again
+        verified: list[str] = []
+        decode = tokens._decode
+
+        def verifying(token: str, kind: str) -> dict[str, Any]:
+            verified.append(token)
+            return decode(token, kind)
+
+        monkeypatch.setattr(tokens, "_decode", verifying)
+
+        assert tokens.read_access(issued[4]) == Principal(5)  # the newest: remembered
+        assert verified == []
+        assert tokens.read_access(issued[0]) == Principal(1)  # the oldest: forgotten...
+        assert verified == [issued[0]]  # ...so verified again
 
     def test_a_remembered_token_is_not_a_refresh_token(self) -> None:
         tokens = service()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+from typing import Any
 
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
@@ -21,6 +23,14 @@ from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounter
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.application import auth, doctors, health, mappings, patients
 from healthcare.application.audit import Auditor, ListAuditEvents
+from healthcare.application.ports import (
+    Clock,
+    DatabaseProbe,
+    LoginThrottle,
+    PasswordHasher,
+    TokenService,
+    UnitOfWork,
+)
 from healthcare.entrypoints.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,15 +49,23 @@ def hash_threads_per_worker(workers: int, cores: int | None = None) -> int:
 
 
 class Container(containers.DeclarativeContainer):
+    """Every adapter and use case. A use case is registered here and nowhere else: the HTTP
+    app serves every Factory of a class of healthcare.application (``use_cases``), and the
+    unit tests build their core from this container too (tests/unit/factories.py).
+
+    Providers a use case receives are typed with the port, so that what replaces them
+    (``build_container``'s fakes) is held to the port as well.
+    """
+
     settings = providers.Dependency(instance_of=Settings)
 
-    clock = providers.Singleton(SystemClock)
-    password_hasher = providers.Singleton(
+    clock: providers.Provider[Clock] = providers.Singleton(SystemClock)
+    password_hasher: providers.Provider[PasswordHasher] = providers.Singleton(
         BcryptPasswordHasher,
         rounds=settings.provided.bcrypt_rounds,
         threads=providers.Callable(hash_threads_per_worker, settings.provided.workers),
     )
-    token_service = providers.Singleton(
+    token_service: providers.Provider[TokenService] = providers.Singleton(
         JwtTokenService,
         secret=settings.provided.secret_key,
         clock=clock,
@@ -63,12 +81,12 @@ class Container(containers.DeclarativeContainer):
         pool_timeout_seconds=settings.provided.db_pool_timeout,
     )
     memory_store = providers.Singleton(MemoryStore)
-    unit_of_work = providers.Selector(
+    unit_of_work: providers.Provider[UnitOfWork] = providers.Selector(
         settings.provided.persistence,
         sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, database),
         memory=providers.Factory(MemoryUnitOfWork, memory_store),
     )
-    database_probe = providers.Selector(
+    database_probe: providers.Provider[DatabaseProbe] = providers.Selector(
         settings.provided.persistence,
         sqlalchemy=providers.Singleton(EngineProbe, database.provided.engine),
         memory=providers.Singleton(MemoryProbe),
@@ -89,7 +107,7 @@ class Container(containers.DeclarativeContainer):
         redis=providers.Singleton(RedisCounters, redis),
         memory=providers.Singleton(MemoryCounters),
     )
-    login_throttle = providers.Singleton(
+    login_throttle: providers.Provider[LoginThrottle] = providers.Singleton(
         CountingLoginThrottle,
         counters,
         max_attempts_per_username=settings.provided.login_attempts_per_username,
@@ -147,10 +165,43 @@ class Container(containers.DeclarativeContainer):
     check_readiness = providers.Factory(health.CheckReadiness, database_probe)
 
 
-def build_container(settings: Settings) -> Container:
+def build_container(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    password_hasher: PasswordHasher | None = None,
+    memory_store: MemoryStore | None = None,
+) -> Container:
+    """The container for ``settings``; tests give fakes for the clock and the hasher, and a
+    store of their own to read (as cosmicpython's ``bootstrap`` takes its fakes).
+
+    The replacements are overrides of this container's own providers: each container is a
+    copy of the declaration, so overriding one leaves every other container as it was.
+    """
     container = Container(settings=settings)
+    if clock is not None:
+        container.clock.override(providers.Object(clock))
+    if password_hasher is not None:
+        container.password_hasher.override(providers.Object(password_hasher))
+    if memory_store is not None:
+        container.memory_store.override(providers.Object(memory_store))
     container.check_dependencies()
     return container
+
+
+def use_cases(container: Container) -> dict[str, providers.Factory[Any]]:
+    """The use cases, by provider name: every Factory whose class is in healthcare.application.
+
+    Adapters (the units of work behind the persistence selector) and the application's
+    singletons (the auditor) are not use cases.
+    """
+    return {
+        name: provider
+        for name, provider in container.providers.items()
+        if isinstance(provider, providers.Factory)
+        and inspect.isclass(provider.provides)
+        and provider.provides.__module__.startswith("healthcare.application.")
+    }
 
 
 async def close_container(container: Container) -> None:
@@ -161,7 +212,9 @@ async def close_container(container: Container) -> None:
     except Exception:
         # The database is away: say what is lost, and still release everything else.
         log.exception("Stopping with %d audit events that could not be written", trail.pending)
-    container.password_hasher().close()
+    hasher = container.password_hasher()
+    if isinstance(hasher, BcryptPasswordHasher):  # its threads; a test's fake has none
+        hasher.close()
     if container.settings().persistence == "sqlalchemy":
         await container.database().dispose()
     if container.settings().throttle_backend == "redis":

@@ -7,7 +7,7 @@ from litestar.config.cors import CORSConfig
 from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.openapi.spec import Schema
 
-from healthcare.entrypoints.container import Container, close_container
+from healthcare.entrypoints.container import Container, close_container, use_cases
 from healthcare.entrypoints.http.bodies import (
     BODY_MEDIA_TYPES,
     MERGE_PATCH,
@@ -33,36 +33,6 @@ from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.throttling import address_rate_limit
 
 MAX_BODY_BYTES = 1024 * 1024
-
-# Container providers that handlers may ask for by name.
-USE_CASES = (
-    "register_user",
-    "login_user",
-    "refresh_tokens",
-    "logout_user",
-    "get_current_user",
-    "change_password",
-    "set_user_active",
-    "create_patient",
-    "list_patients",
-    "get_patient",
-    "update_patient",
-    "patch_patient",
-    "delete_patient",
-    "create_doctor",
-    "list_doctors",
-    "get_doctor",
-    "update_doctor",
-    "patch_doctor",
-    "delete_doctor",
-    "assign_doctor",
-    "list_mappings",
-    "list_patient_mappings",
-    "list_patient_doctors",
-    "unassign_doctor",
-    "list_audit_events",
-    "check_readiness",
-)
 
 
 def create_app(container: Container) -> Litestar:
@@ -96,7 +66,8 @@ def create_app(container: Container) -> Litestar:
         dependencies={
             "principal": principal_dependency(container.token_service()),
             "page_request": page_request_dependency(settings.default_page_size),
-            **use_case_dependencies(container, USE_CASES),
+            # Handlers ask for a use case by its provider's name: every one the container has.
+            **use_case_dependencies(use_cases(container)),
         },
         dto=RequestBodyDTO,  # every handler's body: JSON or a form, read as DRF reads it
         exception_handlers=dict(EXCEPTION_HANDLERS),

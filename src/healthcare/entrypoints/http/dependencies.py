@@ -5,7 +5,7 @@ The page a list route returns is a dependency too: see ``paging.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dependency_injector import providers
@@ -41,10 +41,11 @@ def principal_dependency(tokens: TokenService) -> Provide:
     return Provide(principal, sync_to_thread=False)
 
 
-def use_case_dependencies(container: Any, names: Iterable[str]) -> dict[str, Provide]:
+def use_case_dependencies(use_cases: Mapping[str, providers.Provider[Any]]) -> dict[str, Provide]:
     """One Litestar dependency per container provider: a fresh use case per request."""
     return {
-        name: Provide(_calling(getattr(container, name)), sync_to_thread=False) for name in names
+        name: Provide(_calling(provider), sync_to_thread=False)
+        for name, provider in use_cases.items()
     }
 
 
