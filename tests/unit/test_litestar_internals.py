@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
 from litestar._kwargs.cleanup import DependencyCleanupGroup
 from litestar._kwargs.dependencies import resolve_dependency
 from litestar._kwargs.kwargs_model import KwargsModel
 
+from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http import dependencies
-from healthcare.entrypoints.http.dependencies import (
-    LITESTAR_RESOLVE_DEPENDENCIES,
-    resolve_dependencies_in_turn,
-)
+from healthcare.entrypoints.http.app import create_app
+from healthcare.entrypoints.http.dependencies import LITESTAR_RESOLVE_DEPENDENCIES
+from healthcare.entrypoints.settings import Settings
 
 
 def _parameters(function: object) -> list[str]:
@@ -45,6 +46,8 @@ def test_litestar_still_resolves_a_batch_in_a_task_group() -> None:
     assert "self.dependency_batches" in source
 
 
-def test_building_the_app_installs_the_replacement() -> None:
-    resolve_dependencies_in_turn()
+def test_building_the_app_installs_the_replacement(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Litestar's own first (another test may have built an app already), then an app.
+    monkeypatch.setattr(KwargsModel, "resolve_dependencies", LITESTAR_RESOLVE_DEPENDENCIES)
+    create_app(build_container(Settings(database_url="memory://", secret_key="k" * 40)))
     assert KwargsModel.resolve_dependencies is dependencies._resolve_in_turn

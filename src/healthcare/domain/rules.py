@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 from healthcare.domain.entities import DoctorData, Gender, PatientData
 from healthcare.domain.errors import FieldError, InvalidInput
@@ -145,8 +146,7 @@ def patch_patient(current: PatientData, changes: Mapping[str, object]) -> Patien
     a required one. Every bad field is reported at once.
     """
     errors = _change_errors(changes, _PATIENT_REQUIRED, _PATIENT_OPTIONAL, integers=("age",))
-    named = {error.field for error in errors}
-    merged = {**asdict(current), **{k: v for k, v in changes.items() if k not in named}}
+    merged = _merged(current, changes, errors)
     try:
         patched = parse_patient(**merged)
     except InvalidInput as invalid:
@@ -154,6 +154,15 @@ def patch_patient(current: PatientData, changes: Mapping[str, object]) -> Patien
     if errors:
         raise InvalidInput(errors)
     return patched
+
+
+def _merged(
+    current: PatientData | DoctorData, changes: Mapping[str, object], errors: list[FieldError]
+) -> dict[str, Any]:  # (the types of the changes kept were checked by _change_errors)
+    """``current``'s fields with the ``changes`` that have no error yet, so that the rules of
+    a whole record can name what else is wrong in the same answer."""
+    named = {error.field for error in errors}
+    return {**asdict(current), **{k: v for k, v in changes.items() if k not in named}}
 
 
 def _change_errors(
@@ -197,10 +206,7 @@ def _patient_errors(data: PatientData) -> list[FieldError]:
 def patch_doctor(current: DoctorData, changes: Mapping[str, object]) -> DoctorData:
     """As ``patch_patient``, for a doctor."""
     errors = _change_errors(changes, ("name", "specialization"), ("email", "phone"))
-    named = {error.field for error in errors}
-    merged = DoctorData(
-        **{**asdict(current), **{k: v for k, v in changes.items() if k not in named}}
-    )
+    merged = DoctorData(**_merged(current, changes, errors))
     try:
         validate_doctor(merged)
     except InvalidInput as invalid:

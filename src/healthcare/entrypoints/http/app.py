@@ -117,11 +117,12 @@ def _describe_request_bodies(app: Litestar) -> None:
     for body in RequestBody.__subclasses__():
         if (schema := schemas.get(body.__name__)) is not None:
             schema.additional_properties = False
-            for name in sorted(body.read_only):
-                # Listed, so that no reader takes them for unknown fields; any value does.
+            # Listed, so that no reader takes them for unknown fields; any value does.
+            ignored = Schema(read_only=True, description="Read-only: accepted and ignored")
+            if body.read_only:
                 schema.properties = {
                     **(schema.properties or {}),
-                    name: Schema(read_only=True, description="Read-only: accepted and ignored"),
+                    **dict.fromkeys(sorted(body.read_only), ignored),
                 }
     for path_item in (app.openapi_schema.paths or {}).values():
         for operation in (path_item.post, path_item.put, path_item.patch):

@@ -132,16 +132,23 @@ class RefreshedOut(msgspec.Struct, frozen=True, omit_defaults=True):
 # --- patients -----------------------------------------------------------------------------
 
 
+# A patient's fields, shared by the whole record (PatientIn) and a partial one (PATCH).
+Age = Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)]
+GenderIn = Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")]
+OptionalAddress = Annotated[str | None, documented(max_length=rules.ADDRESS_MAX)]
+OptionalNotes = Annotated[str | None, documented(max_length=rules.NOTES_MAX)]
+
+
 class PatientIn(RequestBody):
     read_only = RECORD_READ_ONLY
 
     name: Name
-    age: Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)]
-    gender: Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")]
+    age: Age
+    gender: GenderIn
     phone: OptionalPhone = None
     email: OptionalEmail = None
-    address: Annotated[str | None, documented(max_length=rules.ADDRESS_MAX)] = None
-    notes: Annotated[str | None, documented(max_length=rules.NOTES_MAX)] = None
+    address: OptionalAddress = None
+    notes: OptionalNotes = None
 
     def to_domain(self) -> PatientData:
         return rules.parse_patient(
@@ -304,20 +311,12 @@ class PatientPatchIn(RequestBody):
     read_only = RECORD_READ_ONLY
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
-    age: Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)] | (
-        msgspec.UnsetType
-    ) = msgspec.UNSET
-    gender: Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")] | (
-        msgspec.UnsetType
-    ) = msgspec.UNSET
+    age: Age | msgspec.UnsetType = msgspec.UNSET
+    gender: GenderIn | msgspec.UnsetType = msgspec.UNSET
     phone: OptionalPhone | msgspec.UnsetType = msgspec.UNSET
     email: OptionalEmail | msgspec.UnsetType = msgspec.UNSET
-    address: Annotated[str | None, documented(max_length=rules.ADDRESS_MAX)] | (
-        msgspec.UnsetType
-    ) = msgspec.UNSET
-    notes: Annotated[str | None, documented(max_length=rules.NOTES_MAX)] | (
-        msgspec.UnsetType
-    ) = msgspec.UNSET
+    address: OptionalAddress | msgspec.UnsetType = msgspec.UNSET
+    notes: OptionalNotes | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, object]:
         return _changes(self, optional=("phone", "email", "address", "notes"))

@@ -289,11 +289,10 @@ class MemoryPatientRepository(_Repository):
         expected_version: int | None = None,
     ) -> Patient | None:
         patient = await self.get(owner_id, patient_id)
-        if patient is None or not _at_version(
-            self._workspace, "Patient", patient, expected_version
-        ):
+        if patient is None:
             self._workspace.wrote(None)
             return None
+        _refuse_other_version(self._workspace, "Patient", patient, expected_version)
         updated = replace(patient, updated_at=_now(), version=patient.version + 1, **_fields(data))
         self._w.patients[patient_id] = updated
         self._workspace.wrote(patient_id)
@@ -303,11 +302,10 @@ class MemoryPatientRepository(_Repository):
         self, owner_id: int, patient_id: int, expected_version: int | None = None
     ) -> bool:
         patient = await self.get(owner_id, patient_id)
-        if patient is None or not _at_version(
-            self._workspace, "Patient", patient, expected_version
-        ):
+        if patient is None:
             self._workspace.wrote(None)
             return False
+        _refuse_other_version(self._workspace, "Patient", patient, expected_version)
         del self._w.patients[patient_id]
         _drop_mappings(self._w.mappings, lambda patient, _doctor: patient == patient_id)
         self._workspace.wrote(patient_id)
@@ -346,9 +344,10 @@ class MemoryDoctorRepository(_Repository):
         self, doctor_id: int, data: DoctorData, expected_version: int | None = None
     ) -> Doctor | None:
         doctor = self._t.doctors.get(doctor_id)
-        if doctor is None or not _at_version(self._workspace, "Doctor", doctor, expected_version):
+        if doctor is None:
             self._workspace.wrote(None)
             return None
+        _refuse_other_version(self._workspace, "Doctor", doctor, expected_version)
         updated = replace(doctor, updated_at=_now(), version=doctor.version + 1, **_fields(data))
         self._w.doctors[doctor_id] = updated
         self._workspace.wrote(doctor_id)
@@ -356,9 +355,10 @@ class MemoryDoctorRepository(_Repository):
 
     async def delete(self, doctor_id: int, expected_version: int | None = None) -> bool:
         doctor = self._t.doctors.get(doctor_id)
-        if doctor is None or not _at_version(self._workspace, "Doctor", doctor, expected_version):
+        if doctor is None:
             self._workspace.wrote(None)
             return False
+        _refuse_other_version(self._workspace, "Doctor", doctor, expected_version)
         del self._w.doctors[doctor_id]
         _drop_mappings(self._w.mappings, lambda _patient, doctor: doctor == doctor_id)
         self._workspace.wrote(doctor_id)
@@ -487,15 +487,14 @@ class MemoryAuditRepository(_Repository):
         return Page(found[page.offset : page.offset + page.limit], len(found))
 
 
-def _at_version(
+def _refuse_other_version(
     workspace: _Workspace, resource: str, record: Patient | Doctor, expected: int | None
-) -> bool:
-    """True if ``record`` may be changed; PreconditionFailed if it is at another version
-    than the one asked for (the write is refused, as the SQL one changes no row)."""
-    if expected is None or record.version == expected:
-        return True
-    workspace.wrote(None)
-    raise PreconditionFailed(resource, record.id, record.version)
+) -> None:
+    """PreconditionFailed if ``record`` is at another version than the one asked for (the
+    write is refused, as the SQL one changes no row)."""
+    if expected is not None and record.version != expected:
+        workspace.wrote(None)
+        raise PreconditionFailed(resource, record.id, record.version)
 
 
 def _fields(data: PatientData | DoctorData) -> dict[str, Any]:

@@ -303,34 +303,34 @@ _PATIENT_ORDER = {
 }
 
 
+# A filter's parameter and the condition it adds to an owner's patients.
+_PATIENT_CONDITIONS: dict[str, Any] = {
+    "b_search": p.c.name_key.like(bindparam("b_search"), escape="/"),
+    "b_gender": p.c.gender == bindparam("b_gender"),
+    "b_min_age": p.c.age >= bindparam("b_min_age"),
+    "b_max_age": p.c.age <= bindparam("b_max_age"),
+    "b_created_after": p.c.created_at > bindparam("b_created_after", type_=p.c.created_at.type),
+    "b_created_before": p.c.created_at < bindparam("b_created_before", type_=p.c.created_at.type),
+}
+
+
 @functools.lru_cache(maxsize=256)
 def _filtered_patients(
-    shape: tuple[bool, ...], ordering: tuple[SortKey, ...]
+    given: frozenset[str], ordering: tuple[SortKey, ...]
 ) -> tuple[Select[Any], Select[Any]]:
-    """A page of an owner's patients narrowed by the filters ``shape`` says are given, and
-    its count: built once per combination, so each is compiled once (see transaction.py).
-    A name search is a trigram index scan on PostgreSQL (migration 0006), a scan on SQLite."""
-    search, gender, min_age, max_age, after, before = shape
+    """A page of an owner's patients narrowed by the filters ``given`` names, and its count:
+    built once per combination, so each is compiled once (see transaction.py). A name search
+    is a trigram index scan on PostgreSQL (migration 0006), a scan on SQLite."""
     where = [p.c.created_by == bindparam("b_owner_id")]
-    if search:
-        where.append(p.c.name_key.like(bindparam("b_search"), escape="/"))
-    if gender:
-        where.append(p.c.gender == bindparam("b_gender"))
-    if min_age:
-        where.append(p.c.age >= bindparam("b_min_age"))
-    if max_age:
-        where.append(p.c.age <= bindparam("b_max_age"))
-    if after:
-        where.append(p.c.created_at > bindparam("b_created_after", type_=p.c.created_at.type))
-    if before:
-        where.append(p.c.created_at < bindparam("b_created_before", type_=p.c.created_at.type))
+    where += [condition for name, condition in _PATIENT_CONDITIONS.items() if name in given]
     rows = select(*_PATIENT_COLUMNS).where(*where)
     rows = rows.order_by(*_order(ordering, _PATIENT_ORDER, p.c.id))
     count = select(func.count()).select_from(p).where(*where)
     return _paged(rows, count), count
 
 
-def _patient_filter_params(where: PatientFilter) -> tuple[tuple[bool, ...], dict[str, Any]]:
+def _patient_filter_params(where: PatientFilter) -> dict[str, Any]:
+    """The bound values of the filters ``where`` gives (the others narrow nothing)."""
     values = {
         "b_search": None if where.search is None else _like(where.search),
         "b_gender": None if where.gender is None else where.gender.value,
@@ -339,8 +339,7 @@ def _patient_filter_params(where: PatientFilter) -> tuple[tuple[bool, ...], dict
         "b_created_after": where.created_after,
         "b_created_before": where.created_before,
     }
-    shape = tuple(value is not None for value in values.values())
-    return shape, {name: value for name, value in values.items() if value is not None}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _patient(row: Any) -> Patient:
@@ -386,8 +385,8 @@ class SqlAlchemyPatientRepository(_Repository):
         params = {"b_owner_id": owner_id}
         if where.is_empty:  # the plain page: its total from the owner's count row
             return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
-        shape, values = _patient_filter_params(where)
-        statement, count = _filtered_patients(shape, where.ordering)
+        values = _patient_filter_params(where)
+        statement, count = _filtered_patients(frozenset(values), where.ordering)
         return await self._page(statement, count, {**params, **values}, page, _patient)
 
     async def update(
