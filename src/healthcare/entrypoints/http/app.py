@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi.spec import RequestBody as RequestBodySpec
@@ -17,6 +19,7 @@ from healthcare.entrypoints.http.bodies import (
 from healthcare.entrypoints.http.controllers import accounts, audit, service
 from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
+from healthcare.entrypoints.http.controllers.metrics import metrics_handler
 from healthcare.entrypoints.http.controllers.patients import PatientController
 from healthcare.entrypoints.http.dependencies import (
     principal_dependency,
@@ -32,17 +35,37 @@ from healthcare.entrypoints.http.preconditions import document_preconditions
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.throttling import address_rate_limit
 
+if TYPE_CHECKING:  # imported only when metrics are on (see asgi.py)
+    from healthcare.entrypoints.metrics import Metrics
+
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(container: Container) -> Litestar:
+def create_app(container: Container, *, metrics: Metrics | None = None) -> Litestar:
+    """The app; with ``metrics`` (and ``METRICS_TOKEN`` set) it serves ``/metrics`` too."""
     settings = container.settings()
     resolve_dependencies_in_turn()
+    extra_handlers = []
+    sampler = None
+    if metrics is not None and settings.metrics_token is not None:
+        from healthcare.entrypoints.metrics import Sampler  # noqa: PLC0415
+
+        sampler = Sampler(
+            metrics,
+            pool=container.database().pool if settings.persistence == "sqlalchemy" else None,
+            audit_trail=container.audit_trail(),
+            hasher=container.password_hasher(),
+        )
+        extra_handlers.append(metrics_handler(metrics, sampler, settings.metrics_token))
 
     def start_audit_trail() -> None:
         container.audit_trail().start()
+        if sampler is not None:
+            sampler.start()
 
     async def release_resources() -> None:
+        if sampler is not None:
+            await sampler.stop()
         await close_container(container)
 
     options = TruthfulOptions()
@@ -62,6 +85,7 @@ def create_app(container: Container) -> Litestar:
             PatientController,
             DoctorController,
             MappingController,
+            *extra_handlers,
         ],
         dependencies={
             "principal": principal_dependency(container.token_service()),

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import gc
+import logging
+import os
+from typing import TYPE_CHECKING
 
 from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http.access_log import AccessLog
 from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.logs import configure_logging
-from healthcare.entrypoints.settings import load_settings
+from healthcare.entrypoints.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from healthcare.entrypoints.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 # Allocations (net) between two collections of the youngest generation (CPython's default
 # is 700, which a handful of requests reach), and young collections between two of each
@@ -20,9 +28,26 @@ GC_THRESHOLDS = (7000, 20, 20)
 def create_asgi_app() -> AccessLog:
     """Called once in each worker process."""
     configure_logging()
-    app = AccessLog(create_app(build_container(load_settings())))
+    settings = load_settings()
+    metrics = _metrics(settings)
+    app = AccessLog(create_app(build_container(settings), metrics=metrics), metrics=metrics)
     settle_garbage_collector()
     return app
+
+
+def _metrics(settings: Settings) -> Metrics | None:
+    """Prometheus metrics when METRICS_TOKEN is set; else not even imported."""
+    if not settings.metrics_enabled:
+        return None
+    from healthcare.entrypoints.metrics import MULTIPROC_VARIABLE, Metrics  # noqa: PLC0415
+
+    if MULTIPROC_VARIABLE not in os.environ:
+        log.warning(
+            "%s is not set: /metrics reports only the worker that answers the scrape "
+            "(`healthcare serve` sets it for all of its workers)",
+            MULTIPROC_VARIABLE,
+        )
+    return Metrics()
 
 
 def settle_garbage_collector() -> None:
