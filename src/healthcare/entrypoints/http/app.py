@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.openapi.spec import Schema
+from litestar.plugins import PluginProtocol
 
 from healthcare.entrypoints.container import Container, close_container, use_cases
 from healthcare.entrypoints.http.bodies import (
@@ -41,8 +43,14 @@ if TYPE_CHECKING:  # imported only when metrics are on (see asgi.py)
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(container: Container, *, metrics: Metrics | None = None) -> Litestar:
-    """The app; with ``metrics`` (and ``METRICS_TOKEN`` set) it serves ``/metrics`` too."""
+def create_app(
+    container: Container,
+    *,
+    metrics: Metrics | None = None,
+    plugins: Sequence[PluginProtocol] = (),
+) -> Litestar:
+    """The app; with ``metrics`` (and ``METRICS_TOKEN`` set) it serves ``/metrics`` too;
+    ``plugins``: tracing's, when it is on (see asgi.py)."""
     settings = container.settings()
     resolve_dependencies_in_turn()
     extra_handlers = []
@@ -101,6 +109,7 @@ def create_app(container: Container, *, metrics: Metrics | None = None) -> Lites
         on_startup=[start_audit_trail],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
+        plugins=list(plugins),
         debug=False,
         logging_config=None,  # the entrypoint configures JSON logging for the process
     )

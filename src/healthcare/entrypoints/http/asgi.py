@@ -5,7 +5,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from litestar.plugins import PluginProtocol
 
 from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http.access_log import AccessLog
@@ -30,9 +33,36 @@ def create_asgi_app() -> AccessLog:
     configure_logging()
     settings = load_settings()
     metrics = _metrics(settings)
-    app = AccessLog(create_app(build_container(settings), metrics=metrics), metrics=metrics)
+    plugins: list[PluginProtocol] = []
+    stop_tracing = None
+    if tracing_wanted(os.environ):
+        from healthcare.entrypoints import tracing  # noqa: PLC0415
+
+        provider = tracing.tracer_provider()
+        plugins.extend(tracing.tracing_plugins(provider))
+
+        def stop_tracing() -> None:
+            tracing.stop_tracing(provider)
+
+    litestar = create_app(build_container(settings), metrics=metrics, plugins=plugins)
+    if stop_tracing is not None:
+        litestar.on_shutdown.append(stop_tracing)  # after the app's own: spans of its end too
+    app = AccessLog(litestar, metrics=metrics)
     settle_garbage_collector()
     return app
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the standard OTEL_* variables ask for traces (see tracing.py)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def _metrics(settings: Settings) -> Metrics | None:
