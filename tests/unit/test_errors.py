@@ -15,6 +15,7 @@ from healthcare.domain.errors import (
     PreconditionFailed,
     TooManyAttempts,
 )
+from healthcare.entrypoints.http.fhir.outcomes import ISSUE_CODE
 from healthcare.entrypoints.http.problems import DOMAIN_STATUS
 
 
@@ -75,6 +76,7 @@ def test_every_domain_error_has_an_http_status_and_an_audit_outcome() -> None:
     errors = _domain_errors()
 
     assert errors - set(DOMAIN_STATUS) == set(), "no HTTP status"
+    assert errors - set(ISSUE_CODE) == set(), "no FHIR OperationOutcome issue code"
     assert errors - {kind for kind, _ in OUTCOMES} == set(), "no audit outcome"
     assert set(DOMAIN_STATUS) <= errors and {kind for kind, _ in OUTCOMES} <= errors
 

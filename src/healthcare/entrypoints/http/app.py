@@ -28,6 +28,7 @@ from healthcare.entrypoints.http.dependencies import (
     resolve_dependencies_in_turn,
     use_case_dependencies,
 )
+from healthcare.entrypoints.http.fhir.routes import fhir_router
 from healthcare.entrypoints.http.headers import REQUEST_ID_HEADER, add_response_headers
 from healthcare.entrypoints.http.openapi import openapi_config
 from healthcare.entrypoints.http.options import TruthfulOptions
@@ -93,6 +94,7 @@ def create_app(
             PatientController,
             DoctorController,
             MappingController,
+            fhir_router(container.clock(), settings.default_page_size),
             *extra_handlers,
         ],
         dependencies={
