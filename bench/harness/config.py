@@ -21,11 +21,12 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PASSWORD = "bench-password-1"  # every seeded user's password
 USERNAME = "bench_user_{:04d}"  # user i (1-based) is bench_user_0001...
 
-READS = ("get_patient", "list_patients", "patient_mappings", "list_doctors")
+READS = ("get_patient", "fhir_read_patient", "list_patients", "patient_mappings", "list_doctors")
 WRITES = ("create_patient", "update_patient", "create_mapping", "refresh")
 SCENARIOS = (*READS, *WRITES, "login")
 TITLES = {
     "get_patient": "GET /api/patients/{id}/",
+    "fhir_read_patient": "GET /api/fhir/Patient/{id} (against the API's GET /api/patients/{id}/)",
     "list_patients": "GET /api/patients/?limit=20",
     "patient_mappings": "GET /api/mappings/{patient_id}/",
     "list_doctors": "GET /api/doctors/ (default page: 100)",
@@ -35,6 +36,9 @@ TITLES = {
     "refresh": "POST /api/auth/token/refresh/",
     "login": "POST /api/auth/login/",
 }
+# Scenarios measured against another scenario of the API itself rather than the baseline:
+# the FHIR read must keep up with the REST read of the same record (the baseline has no FHIR).
+AGAINST_THE_API = {"fhir_read_patient": "get_patient"}
 READ_TARGET, WRITE_TARGET, P99_TARGET_MS = 0.80, 0.70, 50.0
 # The share of the connections that must have a request outstanding on average, for the
 # latencies to count (see the in-flight check in summarize).

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
+    AGAINST_THE_API,
     IN_FLIGHT_SHARE,
     LOGIN_CONNECTIONS,
     LOGIN_MIN_SECONDS,
@@ -54,7 +55,11 @@ def scenario_runs(
     for scenario in cfg.scenarios:
         log(f"scenario {scenario} ({TITLES[scenario]}): {cfg.rounds} round(s), A/B")
         runs[scenario] = []
+        reference = AGAINST_THE_API.get(scenario)
         for _ in range(cfg.rounds):
+            if reference is not None:
+                runs[scenario] += _against_the_api(cfg, load, api, scenario, reference)
+                continue
             for server in (api, baseline):
                 kwargs: WrkOptions = {}
                 duration = cfg.duration
@@ -76,12 +81,29 @@ def scenario_runs(
     return runs
 
 
+def _against_the_api(
+    cfg: Config, load: Load, api: Server, scenario: str, reference: str
+) -> list[Run]:
+    """One round of ``scenario`` and of the API's own ``reference`` scenario, alternating as
+    the A/B rounds do; the reference run stands where a baseline run would (its target says
+    which it is)."""
+    pair = []
+    for name in (scenario, reference):
+        if cfg.warmup > 0:
+            load.wrk(api, name, cfg.warmup)
+        run = load.measure(api, name, cfg.duration)
+        if name == reference:
+            run.target = f"api {reference}"
+        pair.append(run)
+    return pair
+
+
 def summarize(cfg: Config, runs: dict[str, list[Run]], hash_seconds: float) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cores = os.cpu_count() or 1
     for scenario, items in runs.items():
         api = [r for r in items if r.target == "api"]
-        base = [r for r in items if r.target == "baseline"]
+        base = [r for r in items if r.target != "api"]  # the baseline, or the API's reference
         ratios = [a.rps / b.rps for a, b in zip(api, base, strict=True) if b.rps]
         ratio = statistics.median(ratios) if ratios else 0.0
         api_rps = statistics.median(r.rps for r in api)
@@ -93,6 +115,7 @@ def summarize(cfg: Config, runs: dict[str, list[Run]], hash_seconds: float) -> l
             "rounds": len(api),
             "api_rps": round(api_rps, 1),
             "baseline_rps": round(statistics.median(r.rps for r in base), 1),
+            "compared_with": base[0].target,
             "ratio": round(ratio, 3),
             "round_ratios": [round(x, 3) for x in ratios],
             "api_p50_ms": ms(statistics.median(r.p50_ms for r in api)),

@@ -1,6 +1,6 @@
 -- One wrk script for every scenario; the harness (bench/harness/load.py) picks the scenario
 -- by environment:
---   BENCH_SCENARIO   get_patient | list_patients | create_patient | update_patient |
+--   BENCH_SCENARIO   get_patient | fhir_read_patient | list_patients | create_patient | update_patient |
 --                    create_mapping | patient_mappings | list_doctors | refresh | login | mixed
 --   BENCH_DATA       a Lua file returning the seeded data's shape and the users' tokens
 --   BENCH_REFRESH    (refresh only) a Lua file returning one list of never-spent refresh
@@ -80,6 +80,11 @@ local requests = {}
 requests.get_patient = function()
   local p = math.random(1, P)
   return wrk.format("GET", "/api/patients/" .. p .. "/", auth(owner_of(p)))
+end
+
+requests.fhir_read_patient = function()
+  local p = math.random(1, P)
+  return wrk.format("GET", "/api/fhir/Patient/" .. p, auth(owner_of(p)))
 end
 
 requests.list_patients = function()

@@ -204,6 +204,10 @@ async def test_a_search_finds_the_callers_patients_only(
     assert bundle["entry"][0]["fullUrl"] == f"{BASE}/Patient/{mine['id']}"
     everything = resource(await client.get(f"{FHIR}/Patient", headers=bob.headers))
     assert str(mine["id"]) not in ids(everything)
+    system = "http://hl7.org/fhir/administrative-gender"
+    for spelled in ("name:contains=MILIE", f"gender={system}|female"):
+        found = resource(await client.get(f"{FHIR}/Patient?{spelled}", headers=alice.headers))
+        assert ids(found) == [str(mine["id"])], spelled
 
 
 @pytest.mark.parametrize(("count", "expected_pages"), [(3, 3), (7, 1), (2, 4)])
