@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     create_doctor,
     create_patient,
 )
+from tests.e2e.test_fhir import FHIR, fhir_patient
 
 Client = AsyncTestClient[Litestar]
 
@@ -250,3 +251,35 @@ async def test_client_addresses_come_through_trusted_proxies_only(
 
     events = await trail(direct, admin, action="auth.login", outcome="failed")
     assert events[0]["client"] == client
+
+
+# The FHIR face (tests/e2e/test_fhir.py) reaches the same use cases, so the same events.
+
+
+async def test_the_fhir_routes_are_audited_as_the_rest_ones(
+    client: Client, alice: Account, admin: Account
+) -> None:
+    created = await client.post(f"{FHIR}/Patient", json=fhir_patient(), headers=alice.headers)
+    assert created.status_code == 201, created.text
+    pid = int(created.json()["id"])
+    url = f"{FHIR}/Patient/{pid}"
+    await client.get(url, headers=alice.headers)
+    await client.get(f"{FHIR}/Patient", headers=alice.headers)
+    await client.put(url, json=fhir_patient(id=str(pid)), headers=alice.headers)
+    await client.get(f"{FHIR}/CareTeam/{pid}", headers=alice.headers)
+    await client.delete(url, headers=alice.headers)
+    await client.get(url, headers=alice.headers)
+    events = await client.get(
+        "/api/audit/",
+        params={"user_id": alice.id, "resource_type": "patient"},
+        headers=admin.headers,
+    )
+    assert [(e["action"], e["outcome"], e["resource_id"]) for e in reversed(events.json())] == [
+        ("patient.create", "success", pid),
+        ("patient.read", "success", pid),
+        ("patient.list", "success", None),
+        ("patient.update", "success", pid),
+        ("patient.doctors", "success", pid),
+        ("patient.delete", "success", pid),
+        ("patient.read", "not_found", pid),
+    ]

@@ -81,7 +81,10 @@ async def test_the_capability_statement_lists_exactly_what_is_served(client: Cli
         for r in statement["rest"][0]["resource"]
     }
     assert served == {
-        "Patient": ({"read", "search-type", "create", "update", "delete"}, {"name", "gender"}),
+        "Patient": (
+            {"read", "vread", "search-type", "create", "update", "delete"},
+            {"name", "gender"},
+        ),
         "Practitioner": ({"read", "search-type"}, {"name"}),
         "CareTeam": ({"read", "search-type"}, {"patient"}),
     }
@@ -514,3 +517,21 @@ async def test_the_openapi_document_lists_the_fhir_routes(client: Client) -> Non
         "/api/fhir/CareTeam/{patient_id}",
     } <= paths.keys()
     assert {"get", "put", "delete"} <= paths["/api/fhir/Patient/{patient_id}"].keys()
+
+
+async def test_only_the_current_version_is_kept(client: Client, alice: Account) -> None:
+    patient = await create_patient(client, alice)
+    url = f"{FHIR}/Patient/{patient['id']}"
+    await client.put(url, json=fhir_patient(id=str(patient["id"])), headers=alice.headers)
+    current = await client.get(f"{url}/_history/2", headers=alice.headers)
+    assert resource(current, kind="Patient")["meta"]["versionId"] == "2"
+    outcome(await client.get(f"{url}/_history/1", headers=alice.headers), 404)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+async def test_another_resource_type_is_an_operation_outcome(
+    client: Client, alice: Account, method: str
+) -> None:
+    for path in ("Observation", "Observation/1"):
+        response = await client.request(method, f"{FHIR}/{path}", headers=alice.headers)
+        outcome(response, 404)

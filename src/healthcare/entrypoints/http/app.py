@@ -137,9 +137,10 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
             "Content-Type",
             "If-Match",
             "If-None-Match",
+            "Prefer",  # FHIR search: handling=strict
             REQUEST_ID_HEADER,
         ],
-        expose_headers=["X-Total-Count", "Link", "ETag", REQUEST_ID_HEADER],
+        expose_headers=["X-Total-Count", "Link", "ETag", "Location", REQUEST_ID_HEADER],
         allow_credentials=False,
         max_age=600,
     )

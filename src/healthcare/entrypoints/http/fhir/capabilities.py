@@ -52,10 +52,10 @@ def capability_statement(base: str) -> dict[str, Any]:
                         f"{extension_url(base, NOTES_EXTENSION)} (valueString). "
                         "_sort: _id, name, _lastUpdated, birthdate. " + _PAGING,
                         "interaction": _interactions(
-                            "read", "search-type", "create", "update", "delete"
+                            "read", "vread", "search-type", "create", "update", "delete"
                         ),
                         "versioning": "versioned",
-                        "readHistory": False,
+                        "readHistory": False,  # vread answers the current version only
                         "updateCreate": False,
                         "conditionalCreate": False,
                         "conditionalUpdate": False,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Request, Response, Router, delete, get, post, put, route
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
@@ -189,6 +189,30 @@ async def read_patient_resource(
     patient = await get_patient(principal, _record_id(patient_id, "Patient"))
     if not_modified(request, patient.version):
         return _versioned(None, patient.version, status=304)
+    return _versioned(patient_resource(patient, fhir_base(request)), patient.version)
+
+
+@get(
+    "/Patient/{patient_id:str}/_history/{version_id:str}",
+    summary="Read a version of a Patient: the current one (no other is kept)",
+    media_type=FHIR_JSON,
+    responses=_READ,
+)
+async def read_patient_version(
+    request: AnyRequest,
+    patient_id: FhirId,
+    version_id: FhirId,
+    principal: NamedDependency[Principal],
+    get_patient: NamedDependency[GetPatient],
+) -> Response[PatientResource]:
+    _accepted(request)
+    patient = await get_patient(principal, _record_id(patient_id, "Patient"))
+    if version_id != str(patient.version):
+        raise FhirProblem.one(
+            404,
+            "not-found",
+            f"Patient {patient_id} is at version {patient.version}; no other version is kept",
+        )
     return _versioned(patient_resource(patient, fhir_base(request)), patient.version)
 
 
@@ -411,6 +435,18 @@ async def search_care_teams(
     return Response(bundle, media_type=FHIR_JSON)
 
 
+@route(
+    ["/{resource_type:str}", "/{resource_type:str}/{resource_id:str}"],
+    http_method=["GET", "POST", "PUT", "DELETE"],
+    include_in_schema=False,
+)
+async def not_served(resource_type: FhirId) -> None:
+    """Any other resource type: an OperationOutcome rather than the REST routes' 404."""
+    raise FhirProblem.one(
+        404, "not-supported", f"{resource_type} is not served here: see {BASE_PATH}/metadata"
+    )
+
+
 def _filter(build: Callable[[], Any]) -> Any:
     """The core's listing rules, their refusals named by the search parameter."""
     try:
@@ -432,6 +468,7 @@ def _asked(page: PageRequest, count_only: bool) -> PageRequest:
 HANDLERS = [
     metadata,
     read_patient_resource,
+    read_patient_version,
     search_patients,
     create_patient_resource,
     update_patient_resource,
@@ -440,6 +477,7 @@ HANDLERS = [
     search_practitioners,
     read_care_team,
     search_care_teams,
+    not_served,
 ]
 
 
