@@ -258,8 +258,9 @@ async def test_unknown_parameters_are_listed_or_refused_when_strict(
     assert len(outcomes) == 1
     named = {x for issue in outcomes[0]["issue"] for x in issue["expression"]}
     assert named == {"birthdate", "_elements"}
-    strict = {**alice.headers, "Prefer": "handling=strict"}
-    outcome(await client.get(url, headers=strict), 400, "birthdate", "_elements")
+    for preference in ("handling=strict", "return=minimal, handling = strict"):
+        strict = {**alice.headers, "Prefer": preference}
+        outcome(await client.get(url, headers=strict), 400, "birthdate", "_elements")
     resource(await client.get(f"{FHIR}/Patient?name=a", headers=strict), kind="Bundle")
 
 

@@ -157,10 +157,6 @@ async def _body(request: AnyRequest) -> dict[str, Any]:
     return decode_resource(await request.body())
 
 
-def _accepted(request: AnyRequest) -> None:
-    check_format(request)
-
-
 @get(
     "/metadata",
     summary="The CapabilityStatement: what this FHIR server does",
@@ -169,7 +165,7 @@ def _accepted(request: AnyRequest) -> None:
     responses=outcomes(),
 )
 async def metadata(request: AnyRequest) -> Response[dict[str, Any]]:
-    _accepted(request)
+    check_format(request)
     return Response(capability_statement(fhir_base(request)), media_type=FHIR_JSON)
 
 
@@ -185,7 +181,7 @@ async def read_patient_resource(
     principal: NamedDependency[Principal],
     get_patient: NamedDependency[GetPatient],
 ) -> Response[PatientResource]:
-    _accepted(request)
+    check_format(request)
     patient = await get_patient(principal, _record_id(patient_id, "Patient"))
     if not_modified(request, patient.version):
         return _versioned(None, patient.version, status=304)
@@ -205,7 +201,7 @@ async def read_patient_version(
     principal: NamedDependency[Principal],
     get_patient: NamedDependency[GetPatient],
 ) -> Response[PatientResource]:
-    _accepted(request)
+    check_format(request)
     patient = await get_patient(principal, _record_id(patient_id, "Patient"))
     if version_id != str(patient.version):
         raise FhirProblem.one(
@@ -228,7 +224,7 @@ async def search_patients(
     list_patients: NamedDependency[ListPatients],
     fhir_page_size: NamedDependency[int],
 ) -> Response[Bundle]:
-    _accepted(request)
+    check_format(request)
     search = parse_search(request, PATIENT_SEARCH, PATIENT_SORTS, fhir_page_size)
     values = search.values
     gender = values.get("gender")
@@ -264,7 +260,7 @@ async def create_patient_resource(
     create_patient: NamedDependency[CreatePatient],
     fhir_today: NamedDependency[date],
 ) -> Response[PatientResource]:
-    _accepted(request)
+    check_format(request)
     base = fhir_base(request)
     sent = read_patient(await _body(request), fhir_today, base)
     patient = await create_patient(principal, sent.data)
@@ -287,7 +283,7 @@ async def update_patient_resource(
     update_patient: NamedDependency[UpdatePatient],
     fhir_today: NamedDependency[date],
 ) -> Response[PatientResource]:
-    _accepted(request)
+    check_format(request)
     base = fhir_base(request)
     sent = read_patient(await _body(request), fhir_today, base)
     if sent.id != patient_id:
@@ -323,7 +319,7 @@ async def delete_patient_resource(
     principal: NamedDependency[Principal],
     delete_patient: NamedDependency[DeletePatient],
 ) -> None:
-    _accepted(request)
+    check_format(request)
     await delete_patient(
         principal, _record_id(patient_id, "Patient"), expected_version=_if_match(request)
     )
@@ -341,7 +337,7 @@ async def read_practitioner(
     principal: NamedDependency[Principal],
     get_doctor: NamedDependency[GetDoctor],
 ) -> Response[PractitionerResource]:
-    _accepted(request)
+    check_format(request)
     doctor = await get_doctor(principal, _record_id(doctor_id, "Practitioner"))
     return _versioned(practitioner_resource(doctor), doctor.version)
 
@@ -358,7 +354,7 @@ async def search_practitioners(
     list_doctors: NamedDependency[ListDoctors],
     fhir_page_size: NamedDependency[int],
 ) -> Response[Bundle]:
-    _accepted(request)
+    check_format(request)
     search = parse_search(request, PRACTITIONER_SEARCH, PRACTITIONER_SORTS, fhir_page_size)
     where = _filter(
         lambda: listing.doctor_filter(search=search.values.get("name"), ordering=search.ordering)
@@ -397,7 +393,7 @@ async def read_care_team(
     principal: NamedDependency[Principal],
     list_patient_doctors: NamedDependency[ListPatientDoctors],
 ) -> Response[CareTeamResource]:
-    _accepted(request)
+    check_format(request)
     record_id = _record_id(patient_id, "CareTeam")
     doctors = await _care_team_doctors(principal, record_id, list_patient_doctors)
     return Response(care_team_resource(record_id, doctors), media_type=FHIR_JSON)
@@ -414,7 +410,7 @@ async def search_care_teams(
     principal: NamedDependency[Principal],
     list_patient_doctors: NamedDependency[ListPatientDoctors],
 ) -> Response[Bundle]:
-    _accepted(request)
+    check_format(request)
     search = parse_search(request, CARE_TEAM_SEARCH, {}, 1)
     raw = search.values.get("patient")
     if raw is None:

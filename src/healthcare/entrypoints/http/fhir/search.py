@@ -9,6 +9,7 @@ client sends ``Prefer: handling=strict``: then it is a 400.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,12 +54,10 @@ def check_format(request: Request[Any, Any, Any]) -> None:
 
 
 def strict(request: Request[Any, Any, Any]) -> bool:
-    for key, value in request.scope["headers"]:
-        if key == b"prefer":
-            prefs = {p.strip().replace(" ", "") for p in value.decode("latin-1").split(";")}
-            prefs |= {p.strip() for p in value.decode("latin-1").split(",")}
-            return "handling=strict" in prefs
-    return False
+    """Whether the client asked ``Prefer: handling=strict`` (among other preferences)."""
+    raw = next((v for k, v in request.scope["headers"] if k == b"prefer"), b"")
+    preferences = {p.replace(" ", "").lower() for p in re.split(r"[,;]", raw.decode("latin-1"))}
+    return "handling=strict" in preferences
 
 
 def _integer(name: str, raw: str, low: int, high: int) -> int:
