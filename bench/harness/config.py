@@ -48,6 +48,8 @@ LOGIN_MIN_SECONDS = 10.0
 STORM_READ_CONNECTIONS, STORM_READ_DELAY_MS = 16, 20
 STORM_PAIRS = 3  # idle/storm window pairs, at most --rounds
 STORM_SETTLE_SECONDS = 5.0
+# get_patient with metrics on (METRICS_TOKEN set) over the same API with them off.
+METRICS_COST_TARGET = 0.97
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Config:
     scale: bool
     out: Path
     api_env: dict[str, str] = field(default_factory=dict)
+    metrics_cost: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -139,6 +142,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--no-soak", action="store_true", help="skip the memory soak")
     parser.add_argument("--no-scale", action="store_true", help="skip the data-scale check")
     parser.add_argument(
+        "--no-metrics-cost",
+        action="store_true",
+        help="skip the metrics-cost check (get_patient, metrics on vs off)",
+    )
+    parser.add_argument(
         "--api-env",
         action="append",
         default=[],
@@ -176,4 +184,5 @@ def parse_args(argv: list[str] | None = None) -> Config:
         scale=not a.no_scale,
         out=a.out,
         api_env=dict(item.split("=", 1) for item in a.api_env if "=" in item),
+        metrics_cost=not a.no_metrics_cost,
     )

@@ -13,6 +13,7 @@ from .config import Config, parse_args
 from .database import hash_password, prepare_database
 from .load import Load, write_lua_data
 from .machine import ensure_wrk, machine_description, time_one_hash
+from .metrics_cost import metrics_cost_check
 from .parity import Answer, check_parity, require_parity
 from .runtime import CLEANUP, log, on_signal
 from .scale import scale_check
@@ -100,6 +101,7 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
     soak_result = soak(cfg, load, api) if cfg.soak else None
     CLEANUP.stop(api.process)
     CLEANUP.stop(baseline.process)
+    metrics_cost = metrics_cost_check(cfg, load, secret) if cfg.metrics_cost else None
     scale = scale_check(cfg, secret, password_hash, tokens) if cfg.scale else None
 
     document = report.build(
@@ -114,6 +116,7 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
         storm=storm,
         soak=soak_result,
         scale=scale,
+        metrics_cost=metrics_cost,
         server_restarts=api.restarts + baseline.restarts + (scale or {}).get("restarts", []),
     )
     text = report.write(cfg, document)

@@ -113,6 +113,34 @@ def markdown(report: dict[str, Any]) -> str:
             f"{'yes' if s['pass'] else 'no'}.",
             "",
         ]
+    if report.get("metrics_cost"):
+        mc = report["metrics_cost"]
+        failed = [k for k, v in mc["checks"].items() if not v]
+        out += [
+            "## Metrics cost",
+            "",
+            f"`{mc['scenario']}` on the API with metrics on (`METRICS_TOKEN` set) and the same "
+            f"API with them off, side by side, {mc['rounds']} round(s) alternating (the order "
+            "flips each round); medians.",
+            "",
+            "| On rps | Off rps | On ÷ off | Target | On p50 / p99 ms | Off p50 / p99 ms | Pass |",
+            "|---:|---:|---:|---|---:|---:|:---:|",
+            f"| {mc['on_rps']:.0f} | {mc['off_rps']:.0f} | {mc['ratio']:.3f} "
+            f"({', '.join(format(r, '.3f') for r in mc['round_ratios'])}) | {mc['target']} "
+            f"| {mc['on_p50_ms']:.1f} / {mc['on_p99_ms']:.1f} "
+            f"| {mc['off_p50_ms']:.1f} / {mc['off_p99_ms']:.1f} "
+            f"| {'yes' if mc['pass'] else 'no: ' + ', '.join(failed)} |",
+            "",
+            (
+                f"A scrape of the metrics-on server afterwards counted "
+                f"{mc['requests_counted']:.0f} requests"
+                if mc["requests_counted"]
+                else "A scrape of the metrics-on server afterwards counted **no** requests"
+            )
+            + "; the other answered `/metrics` with "
+            + ("no metrics (404)." if mc["checks"]["metrics_off_is_off"] else "**metrics**."),
+            "",
+        ]
     if report.get("scale"):
         sc = report["scale"]
         small, large = sc["sizes"]
@@ -176,6 +204,7 @@ def build(
     soak: dict[str, Any] | None,
     scale: dict[str, Any] | None,
     server_restarts: list[str],
+    metrics_cost: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """latest.json's document; ``all_targets_met`` judges the API's checks only."""
     sizes = cfg.sizes
@@ -201,12 +230,15 @@ def build(
         "storm": storm,
         "soak": soak,
         "scale": scale,
+        "metrics_cost": metrics_cost,
         "runs": {k: [asdict(r) for r in v] for k, v in runs.items()},
         "server_restarts": server_restarts,
     }
     checks = [r["pass"] for r in rows] + [s["pass"] for s in storm]
     if soak:
         checks.append(soak["pass"])
+    if metrics_cost:
+        checks.append(metrics_cost["pass"])
     if scale:
         checks += [v["pass"] for k, v in scale["verdicts"].items() if k.startswith("api:")]
     report["all_targets_met"] = all(checks)

@@ -82,14 +82,17 @@ def server_env(cfg: Config, url: str, port: int, secret: str) -> dict[str, str]:
     return env
 
 
-def start_api(cfg: Config, url: str, secret: str, label: str = "api") -> Server:
+def start_api(
+    cfg: Config, url: str, secret: str, label: str = "api", env: dict[str, str] | None = None
+) -> Server:
+    """The API as `make run` serves it; env (e.g. METRICS_TOKEN) goes over cfg.api_env."""
     port = free_port()
     log_path = CLEANUP.workdir / f"{label}.log"
     with log_path.open("wb") as out:
         process = CLEANUP.spawn(
             [str(VENV_BIN / "healthcare"), "serve"],
             cwd=ROOT,
-            env={**server_env(cfg, url, port, secret), **cfg.api_env},
+            env={**server_env(cfg, url, port, secret), **cfg.api_env, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -100,7 +103,7 @@ def start_api(cfg: Config, url: str, secret: str, label: str = "api") -> Server:
         process,
         log_path,
         url,
-        restart=lambda: start_api(cfg, url, secret, label + "-restarted"),
+        restart=lambda: start_api(cfg, url, secret, label + "-restarted", env),
     )
     wait_ready(server, "/ready", cfg.workers)
     return server

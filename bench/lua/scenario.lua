@@ -10,6 +10,9 @@
 --   BENCH_STOP_AFTER (optional) responses per thread after which the thread stops and
 --                    writes BENCH_STOP_FILE.<thread number>
 --   BENCH_DELAY_MS   (optional) pause before each request (an open-ish, paced load)
+--   BENCH_RATE       (optional) requests per second for the whole run, spread evenly over
+--                    the threads: each request waits for the next free slot of its
+--                    thread's schedule (make soak's fixed-rate load)
 --
 -- Seeded ids follow arithmetic rules (bench/harness/database.py seeds them so), which lets
 -- every request pick an (access token, id) pair the token's user owns without a lookup table:
@@ -22,6 +25,7 @@ local data_path = os.getenv("BENCH_DATA")
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
 local stop_file = os.getenv("BENCH_STOP_FILE") or "/tmp/healthcare-bench-stop"
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local rate = tonumber(os.getenv("BENCH_RATE") or "0")
 local base = tonumber(os.getenv("BENCH_BASE") or "0")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 
@@ -162,6 +166,31 @@ end
 if delay_ms > 0 then
   function delay()
     return delay_ms
+  end
+elseif rate > 0 then
+  -- A fixed rate: wrk's Lua has no wall clock, so read CLOCK_MONOTONIC through LuaJIT's FFI.
+  -- Each thread hands out slots interval_ms apart; a connection about to send takes the
+  -- next slot and waits for it. Behind by more than a second (the server stalled), the
+  -- schedule restarts from now rather than sending the backlog in one burst.
+  local ffi = require("ffi")
+  ffi.cdef([[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clk_id, bench_timespec *tp);
+  ]])
+  local ts = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local interval_ms = 1000 * nthreads / rate
+  local next_slot = nil
+  function delay()
+    local now = now_ms()
+    if next_slot == nil or next_slot < now - 1000 then next_slot = now end
+    local wait = next_slot - now
+    next_slot = next_slot + interval_ms
+    if wait < 0 then return 0 end
+    return math.floor(wait + 0.5)
   end
 end
 

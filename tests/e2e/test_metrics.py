@@ -182,18 +182,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_every_worker_is_counted_whichever_answers_the_scrape(tmp_path: Path) -> None:
+@pytest.mark.parametrize("own_directory", [True, False], ids=["operator's directory", "serve's"])
+def test_every_worker_is_counted_whichever_answers_the_scrape(
+    tmp_path: Path, own_directory: bool
+) -> None:
     port = _free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
         "DATABASE_URL": "memory://",
         "SECRET_KEY": "s" * 40,
         "METRICS_TOKEN": TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": "2",
     }
+    if own_directory:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     healthcare = Path(sys.executable).parent / "healthcare"
     server = subprocess.Popen(
         [str(healthcare), "serve"],

@@ -22,8 +22,7 @@ import contextlib
 import hmac
 import logging
 import os
-import tempfile
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +32,19 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.persistence.sqlalchemy.pool import DriverPool
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
+from healthcare.entrypoints.metrics_directory import (
+    MULTIPROC_VARIABLE,
+    prepare_multiprocess_directory,
+)
+
+__all__ = ["MULTIPROC_VARIABLE", "Metrics", "Sampler", "prepare_multiprocess_directory"]
 
 log = logging.getLogger(__name__)
 
-MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SAMPLE_SECONDS = 1.0
 # Seconds; a get is a few milliseconds, a login (bcrypt) hundreds.
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def prepare_multiprocess_directory(environ: MutableMapping[str, str]) -> Path | None:
-    """Before the workers start: an empty directory for their metric files, named in
-    ``environ`` (which the workers inherit). The operator's own, emptied, if set; else a new
-    temporary one, returned so that the caller removes it at the end."""
-    if chosen := environ.get(MULTIPROC_VARIABLE):
-        directory = Path(chosen)
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):  # a previous run's values are not this run's
-            stale.unlink()
-        return None
-    created = Path(tempfile.mkdtemp(prefix="healthcare-metrics-"))
-    environ[MULTIPROC_VARIABLE] = str(created)
-    return created
 
 
 def token_matches(expected: str, authorization: str) -> bool:

@@ -15,6 +15,7 @@ from healthcare.adapters.persistence.sqlalchemy import migrations
 from healthcare.domain.errors import Conflict, InvalidInput
 from healthcare.entrypoints.container import build_container, close_container
 from healthcare.entrypoints.logs import configure_logging
+from healthcare.entrypoints.metrics_directory import prepare_multiprocess_directory
 from healthcare.entrypoints.settings import (
     Settings,
     SettingsError,
@@ -41,9 +42,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     settings = _settings(create_secret=True)  # validates, and mints a key on first run
     created = None
     if settings.metrics_enabled:
-        # Before granian forks the workers, which inherit the variable (see metrics.py).
-        from healthcare.entrypoints.metrics import prepare_multiprocess_directory  # noqa: PLC0415
-
+        # Before granian forks the workers, which inherit the variable, and before anything
+        # imports prometheus-client, which reads it once (see metrics_directory.py).
         created = prepare_multiprocess_directory(os.environ)
     try:
         _serve(settings, host, port, workers)
