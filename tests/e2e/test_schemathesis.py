@@ -1,49 +1,65 @@
 """Schemathesis against the app's own OpenAPI document, in process; then what it cannot send.
 
 ``test_api`` gives every operation in the document positive and negative data (generation
-mode "all") from schemathesis's examples, coverage and fuzzing phases (its stateful phase is
-a different kind of test), and holds every response to five checks: no 5xx, and a status
-code, content type, headers and body that the document declares for that operation.
+mode "all") from schemathesis's examples, coverage and fuzzing phases; ``test_stateful``
+chains operations through the document's links (create, then read, change and delete what
+was created). Every response is held to every check schemathesis has (``--checks all``):
+no 5xx; status code, content type, headers and body as documented; schema-valid data
+accepted and schema-invalid data refused; no operation that ignores its authentication;
+405 with ``Allow`` for methods not documented; a deleted resource gone; a created one
+readable.
 
-It runs once, on SQLite: requests go through schemathesis's ASGI transport (no server) to an
-app on a migrated SQLite file of its own, as a freshly registered user who owns patient 1,
-doctor 1 and mapping 1, so the boundary ids the coverage phase favours reach real rows. The
-run is derandomised, so every run sends the same cases. For a deeper run by hand:
+Both run on SQLite and on PostgreSQL, each on a database of its own, migrated afresh:
+requests go through schemathesis's ASGI transport (no server) to the app, as a freshly
+registered user who owns patient 1, doctor 1 and mapping 1, so the boundary ids the coverage
+phase favours reach real rows. The throttles are raised for the run (every case comes from
+one address). The run is derandomised, so every run sends the same cases. For a deeper run
+by hand:
 
-    SCHEMATHESIS_MAX_EXAMPLES=300 \\
-    SCHEMATHESIS_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/<fresh db> \\
-    .venv/bin/pytest tests/e2e/test_schemathesis.py
+    SCHEMATHESIS_MAX_EXAMPLES=300 .venv/bin/pytest tests/e2e/test_schemathesis.py
 
-The tests after it pin what such runs and hand-made hostile bodies found, on both databases.
+Where the document cannot state a rule (a password's 72 bytes, page with offset), it says
+it in words, and ``_keep_positive_cases_valid`` below makes a positive case keep it, so
+that "schema-valid data is accepted" tests what the document does state. Negative cases
+are sent as generated.
+
+The tests after them pin what such runs and hand-made hostile bodies found, on both
+databases.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, TypeAlias, cast
 
+import hypothesis
+import hypothesis.errors
 import pytest
 import schemathesis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from schemathesis.checks import not_a_server_error
+from requests.structures import CaseInsensitiveDict
+from schemathesis.checks import CheckFunction
+from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
 from schemathesis.core.result import Ok
+from schemathesis.core.transport import Response
 from schemathesis.generation import GenerationMode
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from sqlalchemy import Engine, make_url
 
 from healthcare.adapters.persistence.sqlalchemy import upgrade
+from healthcare.domain import rules
 from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.settings import Settings
+from tests.conftest import _postgres_test_url
 from tests.e2e.conftest import (
     DOCTOR,
     PASSWORD,
@@ -57,16 +73,13 @@ from tests.e2e.conftest import (
 )
 
 Client = AsyncTestClient[Litestar]
+AnyCase: TypeAlias = "schemathesis.Case[Any]"
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
 # Per operation, for the fuzzing phase; the coverage phase adds its own deterministic cases.
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
+# Scenarios of the stateful phase, and the most calls in one.
+STATEFUL_EXAMPLES = int(os.environ.get("SCHEMATHESIS_STATEFUL_EXAMPLES", "40"))
+STATEFUL_STEPS = 8
 SEED = 20240601
 # Cases run, by (operation, generation mode, phase); reported at the end of the session.
 CASES: Counter[tuple[str, str, str]] = Counter()
@@ -78,6 +91,24 @@ CONFIG = schemathesis.Config.from_dict(
         # filter_too_much: big optional-field bodies and the negative mode's rejection
         # sampling are what we ask for here, not signs of a broken strategy.
         "suppress-health-check": ["too_slow", "data_too_large", "filter_too_much"],
+        "checks": {
+            # Every check is on. Schema-valid data may also meet a 412: If-Match is a
+            # well-formed precondition that names a version which is not (or no longer) the
+            # record's, and RFC 9110 answers that with 412, as a state-dependent outcome like
+            # the 404 and 409 the check already expects; it is not a refusal of the data.
+            # Both off until the server bugs they found are fixed (then turn them on):
+            # - negative: the text "null" for an optional integer, time or enum query
+            #   parameter is read as absent (GET /api/patients?min_age=null is 200:
+            #   msgspec's lax conversion, through Litestar, turns "null" into None);
+            # - positive: an empty form body on PATCH is "body is required" (400), where
+            #   JSON's {} changes nothing (200); and a password change's success is not
+            #   yet undone between cases, so later positive cases give a stale password.
+            "negative_data_rejection": {"enabled": True},
+            "positive_data_acceptance": {
+                "enabled": True,
+                "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "412"],
+            },
+        },
         "generation": {
             "mode": "all",  # positive and negative data
             "max-examples": MAX_EXAMPLES,
@@ -88,21 +119,31 @@ CONFIG = schemathesis.Config.from_dict(
             "examples": {"enabled": True},
             "coverage": {"enabled": True},
             "fuzzing": {"enabled": True},
-            "stateful": {"enabled": False},
+            "stateful": {"enabled": True, "max-steps": STATEFUL_STEPS},
         },
     }
 )
 
 # Schemathesis reads the document at collection time, before any database exists, so an app
 # on the in-memory adapter serves it: the document does not depend on the database. Every
-# case is then sent to the SQLite app of the `fuzz_app` fixture.
+# case is then sent to the app of the `fuzz_app` fixture.
 _DOCUMENT_APP = create_app(build_container(Settings(database_url="memory://", secret_key=SECRET)))
 schema = schemathesis.openapi.from_asgi("/schema/openapi.json", _DOCUMENT_APP, config=CONFIG)
 
 # The coverage phase builds its cases at collection time too, before the fixture has signed
 # the fuzz user up: they carry this stand-in, which `test_api` swaps for the real token.
 _PENDING = "pending-token-of-the-fuzz-user"
-_TOKEN: dict[str, str] = {}
+
+
+class _FuzzUser:
+    """The signed-in fuzz user of the current database: its token and current password."""
+
+    access: str = _PENDING
+    password: str = PASSWORD
+    username: str = ""
+
+
+FUZZ_USER = _FuzzUser()
 
 
 @schema.auth(refresh_interval=None).apply_to(
@@ -115,39 +156,92 @@ class FuzzUserBearer:
     requirement itself. Register, login, refresh, health and ready never get it.
     """
 
-    def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> str:
-        return _TOKEN.get("access", _PENDING)
+    def get(self, case: AnyCase, ctx: schemathesis.AuthContext) -> str:
+        return FUZZ_USER.access
 
-    def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-
-_GENDERS = ("male", "FEMALE", "Other", "unKnown")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+    def set(self, case: AnyCase, data: str, ctx: schemathesis.AuthContext) -> None:
+        headers = case.headers if case.headers is not None else CaseInsensitiveDict()
+        headers["Authorization"] = f"Bearer {data}"
+        case.headers = headers
 
 
-@schema.hook
-def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
-    """Let the fuzzing phase's positive patient bodies reach the database.
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
-    The document gives `gender` as a plain string (four words, in any letter case, are
-    accepted) and `email` as a string that must look like an address. Random positive bodies
-    are therefore nearly always a 400 and never reach the database or PatientOut. This sets
-    both to valid values and keeps the random name, age, phone, address and notes. Negative
-    cases, and the coverage phase, are left as generated.
-    """
+
+def _fit_utf8(text: str, limit: int) -> str:
+    while len(text.encode()) > limit:
+        text = text[:-1]
+    return text
+
+
+def _keep_query_rules(query: dict[str, Any]) -> None:
+    """The rules between query parameters, which a schema cannot state (each parameter's
+    description does): page is not combined with offset, page_size with limit only when
+    equal, min_age at most max_age, each bound of a time range before the other."""
+    if "page" in query:
+        query.pop("offset", None)
+    if "page_size" in query and "limit" in query:
+        query["page_size"] = query["limit"]
+    if {"min_age", "max_age"} <= query.keys() and query["min_age"] > query["max_age"]:
+        query["min_age"], query["max_age"] = query["max_age"], query["min_age"]
+    for first, last in (("created_after", "created_before"), ("since", "until")):
+        if {first, last} <= query.keys() and str(query[first]) >= str(query[last]):
+            del query[last]
+    if isinstance(ordering := query.get("ordering"), str):
+        # Each field once: "name,-name" names name twice.
+        seen: dict[str, str] = {}
+        for key in ordering.split(","):
+            seen.setdefault(key.lstrip("-"), key)
+        query["ordering"] = ",".join(seen.values())
+
+
+def _keep_body_rules(case: AnyCase, body: dict[str, Any]) -> None:
+    """A password's rules that a schema cannot state (its description does): at most 72
+    bytes in UTF-8, not the username; and the current password is the user's own."""
+    for field in ("password", "new_password"):
+        if isinstance(body.get(field), str):
+            body[field] = _fit_utf8(body[field], rules.PASSWORD_MAX_BYTES)
+            username = body.get("username") or body.get("email") or FUZZ_USER.username
+            if isinstance(username, str) and body[field].casefold() == username.casefold():
+                body[field] = f"{body[field]}!"
+    if "current_password" in body:
+        body["current_password"] = FUZZ_USER.password
+
+
+# (Global hooks, as schemathesis has it: this module loads no other schema.)
+@schemathesis.hook
+def before_call(context: schemathesis.HookContext, case: AnyCase, kwargs: dict[str, Any]) -> None:
+    """Keep positive cases within the rules the document states only in words; count."""
+    if case.headers and case.headers.get("Authorization") == f"Bearer {_PENDING}":
+        case.headers["Authorization"] = f"Bearer {FUZZ_USER.access}"
+    mode = case.meta.generation.mode if case.meta else None
+    if mode is GenerationMode.POSITIVE:
+        if isinstance(case.body, dict) and case.media_type in _FORMS:
+            # A form cannot say null: an absent field is how it says none (README).
+            case.body = {k: v for k, v in case.body.items() if v is not None}
+        if isinstance(case.query, dict):
+            _keep_query_rules(case.query)
+        if isinstance(case.body, dict):
+            _keep_body_rules(case, case.body)
+    if case.meta is not None:  # (not the requests a check sends on its own)
+        CASES[
+            (case.operation.label, case.meta.generation.mode.value, case.meta.phase.name.value)
+        ] += 1
+
+
+def _note_password_change(case: AnyCase, response: Response) -> None:
+    """A password change that succeeded changed the password the next one must give."""
     if (
-        case.operation.path in {"/api/patients", "/api/patients/{patient_id}"}
-        and case.meta is not None
-        and case.meta.generation.mode is GenerationMode.POSITIVE
+        case.operation.path == "/api/auth/password"
+        and case.method.upper() == "POST"  # (the coverage phase also sends OPTIONS: 204)
+        and response.status_code == 204
         and isinstance(case.body, dict)
     ):
-        body = dict(case.body)
-        body["gender"] = _GENDERS[len(str(body.get("name", ""))) % len(_GENDERS)]
-        if isinstance(body.get("email"), str) and not _EMAIL.fullmatch(body["email"]):
-            body["email"] = "patient@example.org"
-        case.body = body
-    return case
+        FUZZ_USER.password = str(case.body["new_password"])
+
+
+# Where a run writes its CASES (the floor test's own run reads them).
+CASES_FILE = "SCHEMATHESIS_CASES_FILE"
 
 
 class _CaseCountSummary:
@@ -156,6 +250,8 @@ class _CaseCountSummary:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not CASES:
             return
+        if path := os.environ.get(CASES_FILE):
+            Path(path).write_text(json.dumps([[list(key), count] for key, count in CASES.items()]))
         by = Counter[str]()
         for (_, mode, phase), count in CASES.items():
             by[mode] += count
@@ -169,14 +265,27 @@ class _CaseCountSummary:
         )
 
 
-@pytest.fixture(scope="module")
+def _fresh_database(request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -> str:
+    """A database of the run's own, migrated, so that the fuzz user's rows are number 1."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp.mktemp('schemathesis') / 'api.sqlite3'}"
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    url = make_url(_postgres_test_url())
+    url = url.set(database=f"{url.database}_schemathesis")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def fuzz_app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Litestar]:
     """The app under test, its fuzz user signed in and owning patient, doctor and mapping 1."""
-    url = os.environ.get("SCHEMATHESIS_DATABASE_URL") or (
-        f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('schemathesis') / 'api.sqlite3'}"
-    )
+    url = _fresh_database(request, tmp_path_factory)
     upgrade(url)
     # As tests/e2e/conftest.py's `settings`: cheapest bcrypt, and the throttles wide open,
     # since every case comes from one client address (test_throttling covers them).
@@ -184,14 +293,14 @@ def fuzz_app(
         database_url=url,
         secret_key=SECRET,
         bcrypt_rounds=4,
-        login_attempts_per_username=10_000,
-        login_failures_per_client=10_000,
-        auth_requests_per_minute=100_000,
+        login_attempts_per_username=1_000_000,
+        login_failures_per_client=1_000_000,
+        auth_requests_per_minute=1_000_000,
     )
     app = create_app(build_container(settings))
     username = unique("fuzz")
     # Schemathesis's own transport, hence its event loop: the engine's pool lives on it.
-    with asgi.get_client(app) as client:
+    with asgi.get_client(cast(Any, app)) as client:  # Litestar's precise ASGI types
         registered = client.post(
             "/api/auth/register/",
             json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
@@ -208,42 +317,116 @@ def fuzz_app(
             headers=headers,
         )
         assert mapping.status_code == 201, mapping.text
-    _TOKEN["access"] = tokens.json()["access"]
+    FUZZ_USER.access, FUZZ_USER.password = tokens.json()["access"], PASSWORD
+    FUZZ_USER.username = username
     if not request.config.pluginmanager.has_plugin("schemathesis-case-count"):
         request.config.pluginmanager.register(_CaseCountSummary(), "schemathesis-case-count")
     yield app
-    _TOKEN.clear()
+    FUZZ_USER.access = _PENDING
     # Runs the apps' shutdown, which disposes of the engine on the loop that opened it.
     asgi.shutdown_lifespans()
 
 
 @schema.parametrize()
-def test_api(case: schemathesis.Case, fuzz_app: Litestar) -> None:
-    if case.headers and case.headers.get("Authorization") == f"Bearer {_PENDING}":
-        case.headers["Authorization"] = f"Bearer {_TOKEN['access']}"
-    mode = case.meta.generation.mode.value if case.meta else "explicit"
-    phase = case.meta.phase.name.value if case.meta else "explicit"
-    CASES[(case.operation.label, mode, phase)] += 1
-    case.call_and_validate(app=fuzz_app, checks=CHECKS)
+def test_api(case: AnyCase, fuzz_app: Litestar) -> None:
+    response = case.call(app=fuzz_app)
+    _note_password_change(case, response)
+    # No `checks`: every check the configuration enables, which is all of them.
+    case.validate_response(response, transport_kwargs={"app": fuzz_app})
 
 
-def test_every_operation_got_positive_and_negative_cases() -> None:
-    """A floor, so that a configuration which silently generates nothing cannot pass."""
-    if not CASES:
-        pytest.skip("test_api did not run in this session")
-    ran = Counter[str]()
-    modes: dict[str, set[str]] = {}
-    for (operation, mode, _), count in CASES.items():
-        ran[operation] += count
-        modes.setdefault(operation, set()).add(mode)
+class _Workflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Schemathesis's state machine over the document's links, sent to the fuzz app."""
+
+    app: Litestar | None = None
+    failures: ClassVar[list[Exception]] = []
+
+    def get_call_kwargs(self, case: AnyCase) -> dict[str, Any]:
+        return {"app": self.app}
+
+    def after_call(self, response: Response, case: AnyCase) -> None:
+        super().after_call(response, case)
+        _note_password_change(case, response)
+
+    def validate_response(
+        self,
+        response: Response,
+        case: AnyCase,
+        additional_checks: list[CheckFunction] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        case.validate_response(
+            response,
+            additional_checks=additional_checks,
+            transport_kwargs=kwargs,
+            recorder=self.recorder,
+        )
+
+    def step(self, input: StepInput) -> StepOutput:
+        try:
+            output: StepOutput = super().step(input)
+        except Exception as failure:
+            _Workflow.failures.append(failure)
+            raise
+        return output
+
+
+def test_stateful(fuzz_app: Litestar) -> None:
+    _Workflow.app, _Workflow.failures = fuzz_app, []
+    try:
+        _Workflow.run(
+            settings=hypothesis.settings(
+                max_examples=STATEFUL_EXAMPLES,
+                stateful_step_count=STATEFUL_STEPS,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(hypothesis.HealthCheck),
+                # No shrinking: a scenario replayed against a database that earlier ones
+                # changed takes other turns.
+                phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+            )
+        )
+    except hypothesis.errors.FlakyStrategyDefinition:
+        # Hypothesis replays a failing scenario to confirm it, and the database it changed
+        # sends the replay elsewhere; the failure is the one first found.
+        if not _Workflow.failures:
+            raise
+        raise _Workflow.failures[0] from None
+
+
+def _cases_of_a_run_of_its_own(tmp_path: Path) -> Counter[tuple[str, str, str]]:
+    """The cases test_api runs on SQLite, counted by a pytest of its own."""
+    counts = tmp_path / "cases.json"
+    command = [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:randomly"]
+    command += ["-p", "no:cacheprovider", "-o", "addopts=", "-k", "test_api and sqlite"]
+    environment = {**os.environ, CASES_FILE: str(counts)}
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return Counter({tuple(key): count for key, count in json.loads(counts.read_text())})
+
+
+def test_every_operation_got_positive_and_negative_cases(tmp_path: Path) -> None:
+    """A floor, so that a configuration which silently generates nothing cannot pass.
+
+    After test_api has run for every operation in this session, it counts those cases; run
+    alone (or after a -k that left some out), it runs test_api on SQLite itself to count.
+    """
     documented = {
         result.ok().label for result in schema.get_all_operations() if isinstance(result, Ok)
     }
-    if set(ran) != documented:
-        pytest.skip("test_api ran for some operations only (-k?)")
+    cases = CASES if {operation for operation, _, _ in CASES} == documented else None
+    if cases is None:
+        cases = _cases_of_a_run_of_its_own(tmp_path)
+    ran = Counter[str]()
+    modes: dict[str, set[str]] = {}
+    for (operation, mode, _), count in cases.items():
+        ran[operation] += count
+        modes.setdefault(operation, set()).add(mode)
+    assert set(ran) == documented, documented ^ set(ran)
     # GET /health and /ready take nothing, so they get about 10; the others 60 or more.
     assert min(ran.values()) >= 5, ran
-    assert all(found == {"positive", "negative"} for found in modes.values()), modes
+    assert all({"positive", "negative"} <= found for found in modes.values()), modes
     assert sum(ran.values()) >= 40 * len(documented), sum(ran.values())
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import unicodedata
+
 import pytest
 
+from healthcare.domain import rules
 from healthcare.domain.entities import DoctorData, Gender, PatientData
 from healthcare.domain.errors import FieldError, InvalidInput
 from healthcare.domain.rules import (
@@ -282,3 +287,33 @@ class TestGender:
         assert caught.value.errors == (
             FieldError("gender", "must be one of Male, Female, Other, Unknown"),
         )
+
+
+class TestDocumentedPatterns:
+    """The OpenAPI document spells the server's classes out (JSON Schema reads patterns as
+    ECMA-262, where \\s, \\w and \\d differ from Python's); these hold the spelling to Python."""
+
+    def test_spaces_are_what_str_isspace_knows(self) -> None:
+        spaces = re.compile(f"[{rules.SPACES}]")
+        assert {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()} == {
+            c for c in map(chr, range(sys.maxunicode + 1)) if spaces.fullmatch(c)
+        }
+
+    def test_the_username_class_is_pythons_word_class(self) -> None:
+        """The document's [\\p{L}\\p{N}_] is what the server's \\w matches, code point by
+        code point."""
+        word = re.compile(r"\w")
+        differ = [
+            c
+            for c in map(chr, range(sys.maxunicode + 1))
+            if bool(word.fullmatch(c)) != (unicodedata.category(c)[0] in "LN" or c == "_")
+        ]
+        assert differ == []
+        assert rules.USERNAME_PATTERN == r"^[\p{L}\p{N}_.@+-]+$"
+
+    @pytest.mark.parametrize("password", ["12345678", "\u0663" * 8])
+    def test_all_ascii_digits_is_the_digits_rule(self, password: str) -> None:
+        refused = "must not be entirely numeric" in {
+            e.message for e in rules.password_errors(password, "someone")
+        }
+        assert refused is password.isascii()

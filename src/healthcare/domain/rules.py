@@ -24,9 +24,47 @@ NOTES_MAX = 10_000
 # comparison keys get this much room, and longer ones are refused.
 KEY_GROWTH = 4
 
-_USERNAME_RE = re.compile(r"[\w.@+-]+")
+# The patterns below are what the server matches (whole values, with Python's re) and what the
+# OpenAPI document states, so a client's generator and the server cannot disagree. JSON
+# Schema reads patterns as ECMA-262 does, where \s, \w and \d differ from Python's, so they
+# spell out their classes: SPACES is every character str.isspace() and str.strip() know.
+SPACES = "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+# Letters and digits of any script, _ and @.+-: Python's \w, as Django's username validator.
+USERNAME_PATTERN = r"^[\p{L}\p{N}_.@+-]+$"
 # Deliberately modest: one @, no spaces, a dotted domain. Deliverability is not our business.
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+EMAIL_PATTERN = f"^[^@\\x00{SPACES}]+@[^@\\x00{SPACES}]+\\.[^@\\x00{SPACES}]+$"
+# Text we store: anything but U+0000. Required text also has a character that is not a space.
+TEXT_PATTERN = r"^[^\x00]*$"
+REQUIRED_TEXT_PATTERN = f"^[^\\x00]*[^\\x00{SPACES}][^\\x00]*$"
+# An optional field given as "" or only spaces: stored as null.
+BLANK_PATTERN = f"^[{SPACES}]*$"
+# A password has no U+0000, and a character that is not one of the ASCII digits.
+PASSWORD_PATTERN = r"^[^\x00]*[^0-9\x00][^\x00]*$"  # noqa: S105 - a rule, not a password
+
+
+def _letter_class(letter: str) -> str:
+    """Every character whose lower case is ``letter``'s (the Kelvin sign's is "k")."""
+    others = "".join(f"\\u{ord(c):04x}" for c in _ASCII_LOWERING.get(letter.lower(), ()))
+    return f"[{letter.lower()}{letter.upper()}{others}]"
+
+
+# Characters beyond ASCII whose lower case is an ASCII letter (none lies beyond the BMP).
+_ASCII_LOWERING: dict[str, list[str]] = {}
+for _code in range(0x80, 0x10000):
+    if len(_lowered := chr(_code).lower()) == 1 and _lowered.isascii() and _lowered.isalpha():
+        _ASCII_LOWERING.setdefault(_lowered, []).append(chr(_code))
+
+# Gender.parse's rule: one of the four words in any letter case, spaces around ignored.
+GENDER_PATTERN = (
+    f"^[{SPACES}]*(?:"
+    + "|".join("".join(_letter_class(c) for c in g.value) for g in Gender)
+    + f")[{SPACES}]*$"
+)
+
+# Python's re has no \p{...}; its \w is exactly [\p{L}\p{N}_] (tests/unit/test_rules.py).
+_USERNAME_RE = re.compile(r"[\w.@+-]+")
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+_ALL_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 def identity_key(value: str) -> str:
@@ -52,7 +90,7 @@ def contains_nul(value: str) -> bool:
 
 
 def email_errors(email: str, field: str = "email") -> list[FieldError]:
-    if len(email) > EMAIL_MAX or contains_nul(email) or not _EMAIL_RE.fullmatch(email):
+    if len(email) > EMAIL_MAX or not _EMAIL_RE.fullmatch(email):
         return [FieldError(field, "must be a valid email address")]
     return []
 
@@ -67,7 +105,7 @@ def password_errors(password: str, username: str) -> list[FieldError]:
         )
     if contains_nul(password):
         errors.append(FieldError("password", "must not contain NUL characters"))
-    if password.isdigit():
+    if _ALL_DIGITS_RE.fullmatch(password):
         errors.append(FieldError("password", "must not be entirely numeric"))
     if username and password.casefold() == username.casefold():
         errors.append(FieldError("password", "must not be the same as the username"))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.openapi.spec import RequestBody as RequestBodySpec
-from litestar.openapi.spec import Schema
 from litestar.plugins import PluginProtocol
 
 from healthcare.entrypoints.container import Container, close_container, use_cases
@@ -119,6 +119,7 @@ def create_app(
     trust_proxies(app.state, settings.trusted_proxies)
     if settings.docs_enabled:
         _describe_request_bodies(app)
+        _query_parameters_are_never_null(app)
         document_preconditions(
             app.openapi_schema, ("/api/patients/{patient_id}", "/api/doctors/{doctor_id}")
         )
@@ -146,6 +147,27 @@ def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
     )
 
 
+def _query_parameters_are_never_null(app: Litestar) -> None:
+    """An optional query parameter is absent, never null (a query string cannot say null):
+    drop the ``null`` Litestar gives an ``X | None`` parameter's schema."""
+    for path_item in (app.openapi_schema.paths or {}).values():
+        for operation in (path_item.get, path_item.delete, path_item.post):
+            for parameter in (operation.parameters or []) if operation else []:
+                schema = parameter.schema if isinstance(parameter, Parameter) else None
+                if not isinstance(schema, Schema) or not schema.one_of:
+                    continue
+                kept = [
+                    member
+                    for member in schema.one_of
+                    if not (isinstance(member, Schema) and member.type == OpenAPIType.NULL)
+                ]
+                if len(kept) == 1 and isinstance(kept[0], Schema):
+                    schema.one_of = None
+                    schema.type, schema.format = kept[0].type, kept[0].format
+                else:
+                    schema.one_of = kept
+
+
 def _describe_request_bodies(app: Litestar) -> None:
     """Say in OpenAPI what the body reader does: every write route takes JSON and both form
     encodings, and no body takes unknown fields (read-only ones are listed, and ignored)."""
@@ -153,6 +175,8 @@ def _describe_request_bodies(app: Litestar) -> None:
     for body in RequestBody.__subclasses__():
         if (schema := schemas.get(body.__name__)) is not None:
             schema.additional_properties = False
+            for attribute, value in body.document.items():
+                setattr(schema, attribute, value)
             # Listed, so that no reader takes them for unknown fields; any value does.
             ignored = Schema(read_only=True, description="Read-only: accepted and ignored")
             if body.read_only:
@@ -164,6 +188,8 @@ def _describe_request_bodies(app: Litestar) -> None:
         for operation in (path_item.post, path_item.put, path_item.patch):
             if operation is None or not isinstance(operation.request_body, RequestBodySpec):
                 continue
+            if operation is path_item.patch:
+                operation.request_body.required = False  # no body is {}: nothing changes
             content = operation.request_body.content
             media = content.get(BODY_MEDIA_TYPES[0])
             if media is not None:

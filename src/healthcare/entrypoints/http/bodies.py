@@ -44,11 +44,14 @@ T = TypeVar("T")
 BodyOf: TypeAlias = Annotated[T, Body()]
 
 
-class RequestBody(msgspec.Struct, forbid_unknown_fields=True):
+class RequestBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A request body. Fields not declared are refused, except the read-only ones named in
-    ``read_only``: those are what a client got in a response and may send back."""
+    ``read_only``: those are what a client got in a response and may send back. ``document``:
+    OpenAPI Schema attributes for the body as a whole, for rules no field states alone.
+    Frozen: a body is a value, and a PATCH without one shares a default (schemas.py)."""
 
     read_only: ClassVar[frozenset[str]] = frozenset()
+    document: ClassVar[dict[str, Any]] = {}
 
 
 # Stands for a multipart part that is a file: no field of ours takes one.
@@ -180,10 +183,12 @@ def _from_fields(model: _Model, values: dict[str, Any], *, from_form: bool) -> R
         if from_form and value is _FILE:
             errors.append(FieldError(name, "must be text, not a file"))
             continue
+        if field.integer and isinstance(value, float) and value.is_integer():
+            given: Any = int(value)  # 3.0 is an integer in JSON Schema, and to DRF
+        else:
+            given = _from_text(field, value) if from_form else value
         try:
-            accepted[name] = msgspec.convert(
-                _from_text(field, value) if from_form else value, field.type
-            )
+            accepted[name] = msgspec.convert(given, field.type)
         except msgspec.ValidationError as error:
             errors.append(FieldError(name, _message(error)))
     errors += [

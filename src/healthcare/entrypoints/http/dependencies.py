@@ -65,9 +65,15 @@ async def _resolve_in_turn(
 ) -> DependencyCleanupGroup:
     cleanup_group = DependencyCleanupGroup()
     for batch in self.dependency_batches:
-        for dependency in batch:
+        # The caller first: a request without credentials is a 401 whatever else is wrong
+        # with it (a batch is a set, so the order would otherwise vary between processes).
+        for dependency in sorted(batch, key=_principal_first):
             await resolve_dependency(dependency, connection, kwargs, cleanup_group)
     return cleanup_group
+
+
+def _principal_first(dependency: Any) -> bool:
+    return bool(dependency.key != "principal")  # False sorts first
 
 
 def resolve_dependencies_in_turn() -> None:

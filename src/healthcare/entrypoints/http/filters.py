@@ -11,13 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
+from litestar import Request
 from litestar.di import Provide
 from litestar.params import Parameter
 
 from healthcare.domain import listing
-from healthcare.domain.entities import Gender
+from healthcare.domain.errors import FieldError, InvalidInput
 from healthcare.domain.listing import DoctorFilter, MappingFilter, PatientFilter
-from healthcare.domain.rules import AGE_MAX, AGE_MIN
+from healthcare.domain.rules import AGE_MAX, AGE_MIN, GENDER_PATTERN, TEXT_PATTERN
 from healthcare.entrypoints.http.schemas import MAX_ID
 
 
@@ -37,23 +39,54 @@ def _ordering(fields: tuple[str, ...]) -> Any:
 _SEARCH = Parameter(
     description="Part of the name, ignoring letter case and accents",
     max_length=listing.SEARCH_MAX,
+    pattern=TEXT_PATTERN,
 )
-_GENDER_PATTERN = (
-    "^(?:" + "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in g.value) for g in Gender) + ")$"
-)
+
+
+def refuse_lenient_values(
+    request: Request[Any, Any, Any], *names: str, times: tuple[str, ...] = ()
+) -> None:
+    """Refuse what Litestar's lenient reading of query text lets through.
+
+    Litestar converts query text with msgspec's ``strict=False``, which reads "null" (in
+    any letter case) as None for an ``X | None`` parameter, dropping the filter without a
+    word, and a number as a Unix time for a datetime. A query string cannot say null
+    (leaving the parameter out says none), and a time here is ISO 8601 text.
+    """
+    query = request.query_params
+    errors = [
+        FieldError(name, "must be a value (leave the parameter out for none), not null")
+        for name in names
+        if any(value.lower() == "null" for value in query.getall(name, []))
+    ]
+    for name in times:
+        for value in query.getall(name, []):
+            try:
+                msgspec.convert(value, datetime)  # strict: ISO 8601 text only
+            except msgspec.ValidationError:
+                errors.append(FieldError(name, "must be a date and time in ISO 8601"))
+                break
+    if errors:
+        raise InvalidInput(errors)
+
+
+# Litestar leaves a bound of 0 out of the document (it tests the bound's truth), so the
+# minimum of an age is stated again here.
+_AGE = Parameter(ge=AGE_MIN, le=AGE_MAX, schema_extra={"minimum": AGE_MIN})
 
 
 def patient_filter(  # noqa: PLR0917 - one parameter per query parameter, as Litestar reads them
+    request: Request[Any, Any, Any],
     search: Annotated[str | None, _SEARCH] = None,
     gender: Annotated[
         str | None,
         Parameter(
             description="Male, Female, Other or Unknown, in any letter case",
-            pattern=_GENDER_PATTERN,
+            pattern=GENDER_PATTERN,
         ),
     ] = None,
-    min_age: Annotated[int | None, Parameter(ge=AGE_MIN, le=AGE_MAX)] = None,
-    max_age: Annotated[int | None, Parameter(ge=AGE_MIN, le=AGE_MAX)] = None,
+    min_age: Annotated[int | None, _AGE] = None,
+    max_age: Annotated[int | None, _AGE] = None,
     created_after: Annotated[
         datetime | None,
         Parameter(description="ISO 8601 (UTC without an offset); created later than this"),
@@ -64,6 +97,7 @@ def patient_filter(  # noqa: PLR0917 - one parameter per query parameter, as Lit
     ] = None,
     ordering: Annotated[str | None, _ordering(listing.PATIENT_ORDERING)] = None,
 ) -> PatientFilter:
+    refuse_lenient_values(request, "min_age", "max_age", times=("created_after", "created_before"))
     return listing.patient_filter(
         search=search,
         gender=gender,
@@ -81,6 +115,7 @@ def doctor_filter(
         Parameter(
             description="Part of the name or the specialization, ignoring case and accents",
             max_length=listing.SEARCH_MAX,
+            pattern=TEXT_PATTERN,
         ),
     ] = None,
     specialization: Annotated[
@@ -88,6 +123,7 @@ def doctor_filter(
         Parameter(
             description="The whole specialization, ignoring case and accents",
             max_length=listing.SEARCH_MAX,
+            pattern=TEXT_PATTERN,
         ),
     ] = None,
     ordering: Annotated[str | None, _ordering(listing.DOCTOR_ORDERING)] = None,
@@ -96,14 +132,16 @@ def doctor_filter(
 
 
 def mapping_filter(
+    request: Request[Any, Any, Any],
     patient: Annotated[
-        int | None, Parameter(gt=0, le=MAX_ID, description="Only this patient's mappings")
+        int | None, Parameter(ge=1, le=MAX_ID, description="Only this patient's mappings")
     ] = None,
     doctor: Annotated[
-        int | None, Parameter(gt=0, le=MAX_ID, description="Only this doctor's mappings")
+        int | None, Parameter(ge=1, le=MAX_ID, description="Only this doctor's mappings")
     ] = None,
     ordering: Annotated[str | None, _ordering(listing.MAPPING_ORDERING)] = None,
 ) -> MappingFilter:
+    refuse_lenient_values(request, "patient", "doctor")
     return listing.mapping_filter(patient_id=patient, doctor_id=doctor, ordering=ordering)
 
 

@@ -25,6 +25,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPI, OpenAPIType, Parameter, Schema
 
 from healthcare.domain.errors import InvalidInput
+from healthcare.domain.rules import SPACES
 
 T = TypeVar("T")
 
@@ -33,6 +34,8 @@ IF_NONE_MATCH = b"if-none-match"
 # No record is at this version (they start at 1): what a tag that is not one of ours means.
 NO_VERSION = 0
 _TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e]*)"\s*')
+# What If-Match may be, as the document states it: one entity-tag, or *.
+IF_MATCH_PATTERN = f'^[{SPACES}]*(?:\\*|(?:W/)?"[\\x21\\x23-\\x7e]*")[{SPACES}]*$'
 _MAX_VERSION_DIGITS = 18  # within a BIGINT
 
 
@@ -69,14 +72,23 @@ def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
 
 
 def _tags(raw: str) -> list[tuple[bool, str]] | None:
-    """The (weak, opaque) entity-tags of a header's list, or None if it is not one."""
+    """The (weak, opaque) entity-tags of a header's list, or None if it is not one.
+
+    Read tag by tag, not split at commas: a comma may stand inside a tag's quotes.
+    """
     tags = []
-    for item in raw.split(","):
-        found = _TAG.fullmatch(item)
+    position = 0
+    while True:
+        found = _TAG.match(raw, position)
         if found is None:
             return None
         tags.append((found.group(1) is not None, found.group(2)))
-    return tags
+        position = found.end()
+        if position == len(raw):
+            return tags
+        if raw[position] != ",":
+            return None
+        position += 1
 
 
 def _version(opaque: str) -> int:
@@ -116,7 +128,7 @@ def document_preconditions(schema: OpenAPI, paths: tuple[str, ...]) -> None:
         name="If-Match",
         param_in="header",
         required=False,
-        schema=Schema(type=OpenAPIType.STRING),
+        schema=Schema(type=OpenAPIType.STRING, pattern=IF_MATCH_PATTERN),
         description='The ETag read (such as "3"), or *: the change is made only at that '
         "version, else 412 and nothing changes. One entity-tag; a weak one never matches.",
     )

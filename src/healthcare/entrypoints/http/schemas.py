@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType
 
 from healthcare.domain import rules
 from healthcare.domain.audit import AuditAction, AuditEvent, AuditOutcome, ResourceType
@@ -36,16 +37,53 @@ def documented(description: str | None = None, **constraints: object) -> msgspec
     """Constraints shown in OpenAPI but enforced by the domain's rules, not by msgspec.
 
     msgspec stops at the first bad field; the rules report every bad field at once.
+    ``constraints`` are OpenAPI Schema attributes (``max_length``, ``any_of``...); they
+    replace what Litestar would derive from the type (``T | None``, ``T | UnsetType``).
     """
-    schema: dict[str, object] = {"extra": constraints}
+    schema: dict[str, object] = {"extra": {"one_of": None, **constraints}}
     if description:
         schema["description"] = description
     return msgspec.Meta(extra_json_schema=schema)
 
 
-Name = Annotated[str, documented(min_length=1, max_length=rules.NAME_MAX)]
-OptionalEmail = Annotated[str | None, documented("An email address", max_length=rules.EMAIL_MAX)]
-OptionalPhone = Annotated[str | None, documented(max_length=rules.PHONE_MAX)]
+def _text(max_length: int, pattern: str = rules.TEXT_PATTERN) -> dict[str, object]:
+    # (A plain JSON Schema: Litestar renders Schema objects nested in extras unaliased.)
+    return {"type": "string", "maxLength": max_length, "pattern": pattern}
+
+
+def required_text(max_length: int, description: str | None = None) -> msgspec.Meta:
+    """Text that must have a character that is not a space; no U+0000."""
+    return documented(
+        description,
+        type=OpenAPIType.STRING,
+        min_length=1,
+        max_length=max_length,
+        pattern=rules.REQUIRED_TEXT_PATTERN,
+    )
+
+
+# An optional field may be absent, null, "" or only spaces (all stored as null), or a value.
+BLANK_IS_NULL = 'Optional: absent, null, "" or only spaces all mean none (stored as null).'
+_BLANK = {"type": "string", "pattern": rules.BLANK_PATTERN}
+_NULL = {"type": "null"}
+
+
+def optional_text(max_length: int, description: str = "") -> msgspec.Meta:
+    return documented(
+        f"{description} {BLANK_IS_NULL}".strip(),
+        any_of=[_text(max_length), _BLANK, _NULL],
+    )
+
+
+EMAIL_SCHEMA = _text(rules.EMAIL_MAX, rules.EMAIL_PATTERN)
+_EMAIL_RULE = "An email address: one @, no spaces, a dot in the domain, at most 254 characters."
+
+
+Name = Annotated[str, required_text(rules.NAME_MAX)]
+OptionalEmail = Annotated[
+    str | None, documented(f"{_EMAIL_RULE} {BLANK_IS_NULL}", any_of=[EMAIL_SCHEMA, _BLANK, _NULL])
+]
+OptionalPhone = Annotated[str | None, optional_text(rules.PHONE_MAX)]
 
 
 # What a client may send back unchanged from a response; ignored, never stored.
@@ -55,41 +93,109 @@ RECORD_READ_ONLY = frozenset({"id", "created_by", "created_at", "updated_at"})
 # --- accounts -----------------------------------------------------------------------------
 
 
-class RegisterIn(RequestBody):
-    email: Annotated[str, documented("An email address", max_length=rules.EMAIL_MAX)]
-    password: Annotated[
+PASSWORD_RULES = (
+    "At least 8 characters and not all digits (the pattern), at most 72 bytes in UTF-8 "  # noqa: S105
+    "(bcrypt's limit: longer is refused, never cut), no U+0000, and not the username in "
+    "any letter case."
+)
+Password = Annotated[
+    str,
+    documented(
+        PASSWORD_RULES,
+        type=OpenAPIType.STRING,
+        min_length=rules.PASSWORD_MIN_CHARS,
+        pattern=rules.PASSWORD_PATTERN,
+    ),
+]
+
+
+class RegisterIn(RequestBody, frozen=True):
+    # Without a username (absent, null or blank), the email is the username, so it must
+    # also be one.
+    document = {
+        "any_of": [
+            {
+                "required": ["username"],
+                "properties": {"username": {"type": "string", "pattern": rules.USERNAME_PATTERN}},
+            },
+            {
+                "properties": {
+                    "email": {
+                        "minLength": rules.USERNAME_MIN,
+                        "maxLength": rules.USERNAME_MAX,
+                        "pattern": rules.USERNAME_PATTERN,
+                    }
+                }
+            },
+        ]
+    }
+    email: Annotated[
         str,
         documented(
-            "At least 8 characters, at most 72 bytes in UTF-8, not all digits, not the username",
-            min_length=rules.PASSWORD_MIN_CHARS,
+            _EMAIL_RULE,
+            type=OpenAPIType.STRING,
+            max_length=rules.EMAIL_MAX,
+            pattern=rules.EMAIL_PATTERN,
         ),
     ]
+    password: Password
     username: Annotated[
         str | None,
         documented(
-            "Letters, digits and @.+-_; unique regardless of case. When absent, the email "
-            "is the username.",
-            min_length=rules.USERNAME_MIN,
-            max_length=rules.USERNAME_MAX,
+            "3 to 150 letters (of any script), digits and @.+-_; unique regardless of case. "
+            'Absent, null, "" or only spaces: the email is the username, under the same '
+            "rules.",
+            any_of=[
+                {
+                    "type": "string",
+                    "minLength": rules.USERNAME_MIN,
+                    "maxLength": rules.USERNAME_MAX,
+                    "pattern": rules.USERNAME_PATTERN,
+                },
+                _BLANK,
+                _NULL,
+            ],
         ),
     ] = None
 
+    @property
+    def chosen_username(self) -> str | None:
+        return _blank_is_none(self.username)
 
-class LoginIn(RequestBody):
+
+class LoginIn(RequestBody, frozen=True):
+    """Sign in with ``username`` (which may also be the email) or ``email``: one of them
+    must be given (not blank, as every optional field); with both, ``username`` is used."""
+
+    document = {
+        "any_of": [
+            {
+                "required": [name],
+                "properties": {name: {"type": "string", "pattern": f"[^{rules.SPACES}]"}},
+            }
+            for name in ("username", "email")
+        ]
+    }
+
     password: str
-    username: Annotated[str | None, msgspec.Meta(description="The username or the email")] = None
-    email: str | None = None
+    username: Annotated[str | None, msgspec.Meta(description="The username, or the email")] = None
+    email: Annotated[
+        str | None, msgspec.Meta(description="The email, when username is not given")
+    ] = None
+
+    @property
+    def identifier(self) -> str | None:
+        """The username, else the email; None when neither is given."""
+        return _blank_is_none(self.username) or _blank_is_none(self.email)
 
 
-class RefreshIn(RequestBody):
+class RefreshIn(RequestBody, frozen=True):
     refresh: str
 
 
-class PasswordChangeIn(RequestBody):
+class PasswordChangeIn(RequestBody, frozen=True):
     current_password: str
-    new_password: Annotated[
-        str, documented("The same rules as at registration", min_length=rules.PASSWORD_MIN_CHARS)
-    ]
+    new_password: Password
 
 
 class UserOut(msgspec.Struct, frozen=True):
@@ -133,13 +239,24 @@ class RefreshedOut(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 # A patient's fields, shared by the whole record (PatientIn) and a partial one (PATCH).
-Age = Annotated[int, documented(minimum=rules.AGE_MIN, maximum=rules.AGE_MAX)]
-GenderIn = Annotated[str, documented("Male, Female, Other or Unknown, in any letter case")]
-OptionalAddress = Annotated[str | None, documented(max_length=rules.ADDRESS_MAX)]
-OptionalNotes = Annotated[str | None, documented(max_length=rules.NOTES_MAX)]
+Age = Annotated[
+    int,
+    documented(type=OpenAPIType.INTEGER, minimum=rules.AGE_MIN, maximum=rules.AGE_MAX),
+]
+GenderIn = Annotated[
+    str,
+    documented(
+        "Male, Female, Other or Unknown, in any letter case (spaces around are ignored); "
+        "answered capitalised",
+        type=OpenAPIType.STRING,
+        pattern=rules.GENDER_PATTERN,
+    ),
+]
+OptionalAddress = Annotated[str | None, optional_text(rules.ADDRESS_MAX)]
+OptionalNotes = Annotated[str | None, optional_text(rules.NOTES_MAX)]
 
 
-class PatientIn(RequestBody):
+class PatientIn(RequestBody, frozen=True):
     read_only = RECORD_READ_ONLY
 
     name: Name
@@ -195,7 +312,7 @@ class PatientOut(msgspec.Struct, frozen=True):
 # --- doctors ------------------------------------------------------------------------------
 
 
-class DoctorIn(RequestBody):
+class DoctorIn(RequestBody, frozen=True):
     read_only = RECORD_READ_ONLY
 
     name: Name
@@ -239,7 +356,7 @@ class DoctorOut(msgspec.Struct, frozen=True):
 # --- mappings -----------------------------------------------------------------------------
 
 
-class MappingIn(RequestBody):
+class MappingIn(RequestBody, frozen=True):
     read_only = frozenset({"id", "doctor_detail", "created_at", "updated_at"})
 
     patient: Id
@@ -307,7 +424,7 @@ def _blank_is_none(value: str | None) -> str | None:
 # optional field (and is a 400 on a required one), as JSON Merge Patch (RFC 7396) has it.
 
 
-class PatientPatchIn(RequestBody):
+class PatientPatchIn(RequestBody, frozen=True):
     read_only = RECORD_READ_ONLY
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
@@ -322,7 +439,7 @@ class PatientPatchIn(RequestBody):
         return _changes(self, optional=("phone", "email", "address", "notes"))
 
 
-class DoctorPatchIn(RequestBody):
+class DoctorPatchIn(RequestBody, frozen=True):
     read_only = RECORD_READ_ONLY
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
@@ -345,3 +462,8 @@ def _changes(body: RequestBody, optional: tuple[str, ...]) -> dict[str, object]:
             value = _blank_is_none(value)
         changes[field] = value
     return changes
+
+
+# A PATCH without a body: read as {}, as DRF reads no body (nothing changes).
+NO_PATIENT_CHANGES = PatientPatchIn()
+NO_DOCTOR_CHANGES = DoctorPatchIn()

@@ -49,7 +49,7 @@ async def register(
     register_user: NamedDependency[RegisterUser],
 ) -> UserOut:
     origin = request_origin(request)
-    user = await register_user(data.username, data.email, data.password, origin=origin)
+    user = await register_user(data.chosen_username, data.email, data.password, origin=origin)
     return UserOut.of(user)
 
 
@@ -65,7 +65,7 @@ async def login(
     data: BodyOf[LoginIn],
     login_user: NamedDependency[Login],
 ) -> TokenPairOut:
-    identifier = data.username if data.username is not None else data.email
+    identifier = data.identifier
     if identifier is None:
         raise InvalidInput.single("username", "is required (the username or the email)")
     pair = await login_user(identifier, data.password, request_origin(request))

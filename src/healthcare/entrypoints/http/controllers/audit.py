@@ -13,11 +13,10 @@ from healthcare.application.audit import ListAuditEvents
 from healthcare.application.paging import PageRequest
 from healthcare.domain.audit import AuditAction, AuditOutcome, AuditQuery, ResourceType
 from healthcare.domain.entities import Principal
+from healthcare.entrypoints.http.filters import refuse_lenient_values
 from healthcare.entrypoints.http.openapi import BEARER, problems
 from healthcare.entrypoints.http.paging import PAGING_HEADERS, paged_response
 from healthcare.entrypoints.http.schemas import MAX_ID, AuditEventOut
-
-SomeId = Annotated[int | None, Parameter(gt=0, le=MAX_ID)]
 
 
 @get(
@@ -34,9 +33,13 @@ async def audit_trail(
     principal: NamedDependency[Principal],
     page_request: NamedDependency[PageRequest],
     list_audit_events: NamedDependency[ListAuditEvents],
-    user_id: Annotated[SomeId, Parameter(description="Events of this user")] = None,
+    user_id: Annotated[
+        int | None, Parameter(ge=1, le=MAX_ID, description="Events of this user")
+    ] = None,
     resource_type: Annotated[ResourceType | None, Parameter(description="Kind of resource")] = None,
-    resource_id: Annotated[SomeId, Parameter(description="Id of the resource")] = None,
+    resource_id: Annotated[
+        int | None, Parameter(ge=1, le=MAX_ID, description="Id of the resource")
+    ] = None,
     action: Annotated[AuditAction | None, Parameter(description="What was done")] = None,
     outcome: Annotated[AuditOutcome | None, Parameter(description="How it ended")] = None,
     since: Annotated[
@@ -46,6 +49,11 @@ async def audit_trail(
         datetime | None, Parameter(description="Before this time (ISO 8601; UTC if no offset)")
     ] = None,
 ) -> Response[list[AuditEventOut]]:
+    refuse_lenient_values(
+        request,
+        *("user_id", "resource_type", "resource_id", "action", "outcome"),
+        times=("since", "until"),
+    )
     query = AuditQuery(
         user_id=user_id,
         resource_type=resource_type,

@@ -30,7 +30,13 @@ from healthcare.entrypoints.http.preconditions import (
     not_modified,
     versioned,
 )
-from healthcare.entrypoints.http.schemas import MAX_ID, DoctorIn, DoctorOut, DoctorPatchIn
+from healthcare.entrypoints.http.schemas import (
+    MAX_ID,
+    NO_DOCTOR_CHANGES,
+    DoctorIn,
+    DoctorOut,
+    DoctorPatchIn,
+)
 
 DoctorId = Annotated[int, Parameter(gt=0, le=MAX_ID, description="The doctor's id")]
 
@@ -123,9 +129,10 @@ class DoctorController(Controller):
         self,
         request: Request[Any, Any, Any],
         doctor_id: DoctorId,
-        data: BodyOf[DoctorPatchIn],
         principal: NamedDependency[Principal],
         patch_doctor: NamedDependency[PatchDoctor],
+        # No body at all is read as {}, as DRF reads it: here, nothing to change.
+        data: BodyOf[DoctorPatchIn] = NO_DOCTOR_CHANGES,
     ) -> Response[DoctorOut]:
         version = expected_version(request)
         doctor = await patch_doctor(principal, doctor_id, data.changes(), expected_version=version)

@@ -33,6 +33,7 @@ from healthcare.entrypoints.http.preconditions import (
 )
 from healthcare.entrypoints.http.schemas import (
     MAX_ID,
+    NO_PATIENT_CHANGES,
     DoctorOut,
     PatientIn,
     PatientOut,
@@ -130,9 +131,10 @@ class PatientController(Controller):
         self,
         request: Request[Any, Any, Any],
         patient_id: PatientId,
-        data: BodyOf[PatientPatchIn],
         principal: NamedDependency[Principal],
         patch_patient: NamedDependency[PatchPatient],
+        # No body at all is read as {}, as DRF reads it: here, nothing to change.
+        data: BodyOf[PatientPatchIn] = NO_PATIENT_CHANGES,
     ) -> Response[PatientOut]:
         version = expected_version(request)
         patient = await patch_patient(
