@@ -79,6 +79,8 @@ class Container(containers.DeclarativeContainer):
         settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
         pool_timeout_seconds=settings.provided.db_pool_timeout,
+        statement_timeout_ms=settings.provided.db_statement_timeout_ms,
+        lock_timeout_ms=settings.provided.db_lock_timeout_ms,
     )
     memory_store = providers.Singleton(MemoryStore)
     unit_of_work: providers.Provider[UnitOfWork] = providers.Selector(

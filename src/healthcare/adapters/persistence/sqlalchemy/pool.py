@@ -19,7 +19,7 @@ from healthcare.domain.errors import Unavailable
 WAIT_WHILE_AWAY_SECONDS = 0.25
 
 
-async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+def _session_settings(statement_timeout_ms: int, lock_timeout_ms: int) -> bytes:
     # The units of work read outside transactions until their first write, which is only
     # sound under READ COMMITTED (see transaction.py): never inherit another default.
     #
@@ -29,9 +29,15 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
     # a generic `LIMIT $n` is costed as a tenth of the owner's rows, so it never looks
     # cheaper than the custom plans. Measured on 1,000,000 patient rows (100 owners), that
     # replanning cost a list request half again its database CPU.
-    await connection.execute(
+    #
+    # Bounded waits: a statement blocked by another session's lock, or running away, would
+    # otherwise hold its request and its pooled connection for as long as that lasts. Both
+    # end the statement with an error the transaction turns into Unavailable (a 503).
+    return (
         b"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;"
-        b" SET plan_cache_mode = force_generic_plan"
+        b" SET plan_cache_mode = force_generic_plan;"
+        b" SET statement_timeout = %d; SET lock_timeout = %d"
+        % (statement_timeout_ms, lock_timeout_ms)
     )
 
 
@@ -73,7 +79,15 @@ class DriverPool:
     outage requests fail at once instead of each waiting out the full timeout.
     """
 
-    def __init__(self, url: str, *, size: int, timeout_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        size: int,
+        timeout_seconds: float = 5.0,
+        statement_timeout_ms: int = 5000,
+        lock_timeout_ms: int = 2000,
+    ) -> None:
         # SQLAlchemy's URL (postgresql+psycopg://...) as libpq's: its query parameters
         # (sslmode, ...) pass through.
         self._conninfo = (
@@ -81,6 +95,9 @@ class DriverPool:
         )
         self._size = size
         self._timeout = timeout_seconds
+        self.statement_timeout_ms = statement_timeout_ms
+        self.lock_timeout_ms = lock_timeout_ms
+        self._session_settings = _session_settings(statement_timeout_ms, lock_timeout_ms)
         self._away = False
         # Errors by kind (error_kind, plus pool_timeout and connection_lost), since start:
         # read by /metrics, which publishes what grew.
@@ -107,12 +124,15 @@ class DriverPool:
                     max_size=self._size,
                     timeout=self._timeout,
                     kwargs={"autocommit": True},
-                    configure=_configure,
+                    configure=self._configure,
                     open=False,
                 )
                 await pool.open(wait=False)
                 self._pools[loop] = pool
         return pool
+
+    async def _configure(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        await connection.execute(self._session_settings)
 
     async def checkout(self) -> tuple[AsyncConnectionPool, psycopg.AsyncConnection[Any]]:
         """A connection, and the pool it goes back to (``putconn``)."""

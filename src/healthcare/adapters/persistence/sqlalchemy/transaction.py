@@ -50,6 +50,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import psycopg
+import psycopg.errors
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Delete, Dialect, Select, Table, Update, bindparam, insert, select
@@ -778,9 +779,24 @@ class DriverTransaction(_FinalRowState):
 
     def _translated(self, error: psycopg.Error, sql: str) -> StatementError | Unavailable:
         """``error`` as SQLAlchemy raises it, without the parameters (patient data); a lost
-        connection as Unavailable. (A lost connection is closed, so the pool replaces it.)"""
+        connection as Unavailable. (A lost connection is closed, so the pool replaces it.)
+
+        A statement ended by the session's ``statement_timeout`` or ``lock_timeout`` is
+        Unavailable too, worth trying again in a second: its connection is sound, and goes
+        back to the pool once ``close`` has rolled back what the unit began."""
         if self._driver is not None and self._driver.broken:
             self._pool.lost()
             return Unavailable("The database connection was lost")
         self._pool.failed(error)
+        if isinstance(error, psycopg.errors.LockNotAvailable):
+            return Unavailable(
+                f"A statement waited past lock_timeout ({self._pool.lock_timeout_ms} ms)"
+                " for a lock",
+                retry_after=1,
+            )
+        if isinstance(error, psycopg.errors.QueryCanceled):
+            return Unavailable(
+                f"A statement ran past statement_timeout ({self._pool.statement_timeout_ms} ms)",
+                retry_after=1,
+            )
         return DBAPIError.instance(sql, None, error, psycopg.Error, hide_parameters=True)
