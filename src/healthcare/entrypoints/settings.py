@@ -55,6 +55,7 @@ class Settings:
     docs_enabled: bool = True
     cors_origins: tuple[str, ...] = ()  # none: cross-origin browsers are refused
     redis_url: str | None = None  # shared throttling counters; else per process
+    redis_timeout_ms: int = 500  # to connect to Redis, and for each answer
     login_attempts_per_username: int = 5
     login_failures_per_client: int = 20
     login_window_seconds: int = 300
@@ -73,6 +74,10 @@ class Settings:
     @property
     def audit_flush_seconds(self) -> float:
         return self.audit_flush_ms / 1000
+
+    @property
+    def redis_timeout_seconds(self) -> float:
+        return self.redis_timeout_ms / 1000
 
     @property
     def throttle_backend(self) -> str:
@@ -121,6 +126,7 @@ def load_settings(
         environment=environment,
         docs_enabled=_bool(values, "DOCS_ENABLED", default=not production),
         redis_url=values.get("REDIS_URL") or None,
+        redis_timeout_ms=_int(values, "REDIS_TIMEOUT_MS", 500, 1, 60_000),
         login_attempts_per_username=_int(values, "LOGIN_ATTEMPTS_PER_USERNAME", 5, 1),
         login_failures_per_client=_int(values, "LOGIN_FAILURES_PER_CLIENT", 20, 1),
         login_window_seconds=_int(values, "LOGIN_WINDOW_SECONDS", 300, 1),

@@ -144,7 +144,7 @@ def unavailable_to_response(
     request: Request[Any, Any, Any], exc: Unavailable
 ) -> Response[ProblemDetails]:
     log.warning("Unavailable on %s %s: %s", request.method, request.url.path, exc.message)
-    detail = "The service cannot reach its database right now; try again shortly"
+    detail = f"The service cannot reach its {exc.store} right now; try again shortly"
     headers = {"Retry-After": str(exc.retry_after)}
     return problem(request, 503, detail, kind="unavailable", headers=headers)
 

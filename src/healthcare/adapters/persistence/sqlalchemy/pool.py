@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
@@ -13,6 +14,8 @@ from sqlalchemy.engine import make_url
 
 from healthcare.adapters.persistence.sqlalchemy.engine import normalise_url
 from healthcare.domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 # How long a checkout waits while the database is known to be away: long enough for a
 # connection that comes back, short enough that requests fail fast.
@@ -77,6 +80,12 @@ class DriverPool:
     Once the database is known to be away (a checkout timed out, or a connection was lost),
     checkouts wait only ``WAIT_WHILE_AWAY_SECONDS`` until one succeeds again: during an
     outage requests fail at once instead of each waiting out the full timeout.
+
+    A lost connection means the others are likely lost too (the database restarted, or
+    dropped our sessions): the pool's idle connections are then checked at once, in the
+    background (psycopg's ``check``, which holds them back meanwhile, so checkouts get only
+    sound ones), and the dead ones replaced. So one request (or readiness probe) finds
+    out, instead of one per pooled connection.
     """
 
     def __init__(
@@ -108,6 +117,8 @@ class DriverPool:
         self._opening: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             WeakKeyDictionary()
         )
+        # The pools being checked after a loss, and the task checking each.
+        self._checking: dict[AsyncConnectionPool, asyncio.Task[None]] = {}
 
     async def current(self) -> AsyncConnectionPool:
         """This loop's pool, opened if need be; connections go back to the one they left."""
@@ -148,9 +159,21 @@ class DriverPool:
         return pool, connection
 
     def lost(self) -> None:
-        """A connection broke: the database may be away."""
+        """A connection broke: the database may be away, and the pool's other connections
+        lost with it. Check them all, once at a time."""
         self._away = True
         self.errors["connection_lost"] += 1
+        pool = self._pools.get(asyncio.get_running_loop())
+        if pool is not None and pool not in self._checking:
+            self._checking[pool] = asyncio.get_running_loop().create_task(self._check(pool))
+
+    async def _check(self, pool: AsyncConnectionPool) -> None:
+        try:
+            await pool.check()
+        except Exception:  # closed meanwhile, say
+            log.warning("Could not check the database connections", exc_info=True)
+        finally:
+            self._checking.pop(pool, None)
 
     def failed(self, error: psycopg.Error) -> None:
         """A statement failed (the connection still works): counted by kind."""
@@ -172,4 +195,6 @@ class DriverPool:
         """Close this loop's pool (those of loops that have ended went with them)."""
         pool = self._pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
+            if (checking := self._checking.pop(pool, None)) is not None:
+                checking.cancel()
             await pool.close()
