@@ -62,6 +62,8 @@ class Settings:
     auth_requests_per_minute: int = 60  # registration and refresh, per client address
     # Proxies (addresses or networks) whose X-Forwarded-For names the client; else the socket.
     trusted_proxies: tuple[str, ...] = ()
+    # Longest a request's body may take to arrive, from the first read of it, before a 408.
+    body_read_timeout_ms: int = 10_000
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
     # /metrics (Prometheus) is served only when set, to scrapers that send it as a Bearer token.
@@ -74,6 +76,10 @@ class Settings:
     @property
     def audit_flush_seconds(self) -> float:
         return self.audit_flush_ms / 1000
+
+    @property
+    def body_read_timeout_seconds(self) -> float:
+        return self.body_read_timeout_ms / 1000
 
     @property
     def redis_timeout_seconds(self) -> float:
@@ -133,6 +139,7 @@ def load_settings(
         auth_requests_per_minute=_int(values, "AUTH_REQUESTS_PER_MINUTE", 60, 1),
         cors_origins=_list(values, "CORS_ORIGINS"),
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
+        body_read_timeout_ms=_int(values, "BODY_READ_TIMEOUT_MS", 10_000, 1, 600_000),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
         metrics_token=_metrics_token(values),
