@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.domain.errors import Unavailable
@@ -113,3 +113,82 @@ async def test_sqlite_waits_for_its_lock_no_longer_than_the_lock_timeout(sqlite_
         assert busy == 1234
     finally:
         await database.dispose()
+
+
+class RestartableProxy:
+    """A TCP relay to PostgreSQL that can go away and come back, as a restarted server does
+    (dropping every session, refusing connections meanwhile), without touching the real
+    server that other databases share."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.mark.postgres
+async def test_the_pool_is_back_within_a_second_of_its_database(postgres_url: str) -> None:
+    real = make_url(postgres_url)
+    proxy = RestartableProxy(real.port or 5432)
+    await proxy.start()
+    database = Database(
+        real.set(host="127.0.0.1", port=proxy.port).render_as_string(False),
+        pool_size=2,
+        pool_timeout_seconds=1,
+    )
+
+    async def served() -> bool:
+        try:
+            await backend_pid(database)
+        except Unavailable:
+            return False
+        return True
+
+    try:
+        assert await served()
+        await proxy.stop()  # the database goes away, with every session
+        down_until = time.monotonic() + 1.5
+        while time.monotonic() < down_until:  # requests keep coming, and fail
+            await served()
+            await asyncio.sleep(0.05)
+        await proxy.start()  # and comes back on the same port
+        back = time.monotonic()
+        while not await served():
+            assert time.monotonic() - back < 1.0, "still unavailable a second after"
+            await asyncio.sleep(0.02)
+    finally:
+        await database.dispose()
+        await proxy.stop()
