@@ -146,14 +146,14 @@ async def test_ready_tells_the_truth_when_the_database_drops_every_session(
     says 200 while a request would still fail, and requests recover within a second."""
     name = f"hc-ready-{uuid.uuid4().hex[:8]}"
     url = str(make_url(postgres_url).update_query_dict({"application_name": name}))
-    settings = _settings(database_url=url, db_pool_size=4)
+    settings = _settings(database_url=url, db_pool_size=3)
     container = build_container(settings)
     async with AsyncTestClient(create_app(container)) as client:
         owner = await sign_up(client)
         patient = await create_patient(client, owner)
         path = f"/api/patients/{patient['id']}/"
         pool = await container.database().pool.current()  # type: ignore[union-attr]
-        await pool.wait(timeout=5)  # all four connections open
+        await pool.wait(timeout=15)  # all three connections open
         admin = await psycopg.AsyncConnection.connect(libpq_url(postgres_url), autocommit=True)
         try:
             killed = await admin.execute(
@@ -161,7 +161,7 @@ async def test_ready_tells_the_truth_when_the_database_drops_every_session(
                 " WHERE application_name = %s",
                 [name],
             )
-            assert len(await killed.fetchall()) >= 4
+            assert len(await killed.fetchall()) >= 3
             for _ in range(500):  # until they are gone
                 alive = await admin.execute(
                     "SELECT 1 FROM pg_stat_activity WHERE application_name = %s", [name]
@@ -178,7 +178,9 @@ async def test_ready_tells_the_truth_when_the_database_drops_every_session(
             read = (await client.get(path, headers=owner.headers)).status_code
             seen.append((time.monotonic() - started, ready, read))
     assert not [s for s in seen if s[1] == 200 and s[2] != 200], seen
-    assert len([s for s in seen if s[2] != 200]) <= 1, seen
+    # One of the three dead connections is found out (by a probe or a request); the pool
+    # then checks the others, instead of each failing a request of its own.
+    assert len([s for s in seen if s[1] != 200]) + len([s for s in seen if s[2] != 200]) <= 1
     recovered = next(s[0] for s in seen if s[1] == 200 and s[2] == 200)
     assert recovered < 1.0
     assert all(s[1] == s[2] == 200 for s in seen if s[0] > recovered)
