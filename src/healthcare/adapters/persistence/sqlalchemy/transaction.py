@@ -310,8 +310,12 @@ class EngineTransaction(_FinalRowState):
         except OperationalError as error:
             # SQLite's lock held past the busy timeout by another writer, or a lost
             # connection: nothing the caller did wrong, and worth trying again later.
-            if error.connection_invalidated or "database is locked" in str(error.orig):
-                raise Unavailable("The database is busy or cannot be reached") from error
+            if "database is locked" in str(error.orig):
+                raise Unavailable(
+                    "A statement waited past the busy timeout for the write lock", retry_after=1
+                ) from error
+            if error.connection_invalidated:
+                raise Unavailable("The database cannot be reached") from error
             raise
 
     async def _connect(self) -> AsyncConnection:
