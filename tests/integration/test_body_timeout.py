@@ -30,6 +30,7 @@ def server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         "SECRET_KEY": "body-timeout-test-secret-key-long-enough",
         "BCRYPT_ROUNDS": "4",
         "BODY_READ_TIMEOUT_MS": "400",
+        "LOG_FORMAT": "json",  # (the assertions read its fields)
         "PORT": str(free_port()),
     }
     with log.open("wb") as sink, served(env, tmp_path, sink) as (_, port):
