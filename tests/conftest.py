@@ -29,6 +29,12 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/healthcare_
 _URL_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgres_url"}
 
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL as psycopg's own connections take it, for tests that hold a session
+    of their own beside the application's."""
+    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(False)
+
+
 def _postgres_test_url() -> str:
     return normalise_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_POSTGRES_URL))
 

@@ -21,12 +21,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.adapters.persistence.sqlalchemy.pool import error_kind
+from healthcare.domain.errors import Unavailable
 from healthcare.entrypoints.container import Container, build_container
 from healthcare.entrypoints.http.access_log import AccessLog, AccessLogWriter
 from healthcare.entrypoints.http.app import create_app
@@ -152,7 +152,7 @@ async def test_database_errors_are_counted_by_kind(postgres_url: str) -> None:
     try:
         unit = database.transaction()
         await unit.write(text("SET LOCAL statement_timeout = 20"))
-        with pytest.raises(DBAPIError):
+        with pytest.raises(Unavailable, match="statement_timeout"):  # a 503
             await unit.read(text("SELECT pg_sleep(1)"))
         await unit.close()
         sampler.sample()

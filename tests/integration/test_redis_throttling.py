@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from redis.asyncio import Redis
 from healthcare.adapters.throttling.counters import RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.domain.errors import TooManyAttempts
+from tests.integration.served import CLI, free_port, served
 
 # A database of its own, flushed per test, so runs never see each other's counters.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -61,53 +58,22 @@ async def test_two_throttles_on_one_redis_share_the_limit(redis: Redis) -> None:
         await workers[0].admit("ann", "10.0.0.1")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def two_worker_server(redis: Redis, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'two-workers.sqlite3'}",
         "SECRET_KEY": "two-worker-test-secret-key-long-enough",
         "REDIS_URL": REDIS_URL,
         "BCRYPT_ROUNDS": "4",
         "LOGIN_ATTEMPTS_PER_USERNAME": "4",
         "WORKERS": "2",
-        "PORT": str(port),
+        "PORT": str(free_port()),
     }
-    cli = [sys.executable, "-m", "healthcare.entrypoints.cli.main"]
-    subprocess.run([*cli, "upgrade"], env=env, check=True, capture_output=True, timeout=60)
-    server = subprocess.Popen(
-        [*cli, "serve"],
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    subprocess.run(
+        [*CLI, "upgrade"], env={**os.environ, **env}, check=True, capture_output=True, timeout=60
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the server did not start within 30 s")
+    with served(env, tmp_path) as (base, _):
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_two_workers_share_login_limits_through_redis(two_worker_server: str) -> None:

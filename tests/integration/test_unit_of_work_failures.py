@@ -62,8 +62,9 @@ async def test_a_writer_that_outwaits_the_sqlite_busy_timeout_is_unavailable(
     holder, waiter = database.transaction(), database.transaction()
     try:
         await holder.write(text("SELECT 1"))  # BEGIN IMMEDIATE: the write lock
-        with pytest.raises(Unavailable):
+        with pytest.raises(Unavailable, match="lock") as raised:
             await waiter.write(text("SELECT 1"))
+        assert raised.value.retry_after == 1  # as PostgreSQL's lock_timeout
     finally:
         await holder.close()
         await waiter.close()

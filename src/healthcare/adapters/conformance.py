@@ -25,7 +25,7 @@ from healthcare.adapters.persistence.memory.unit_of_work import (
     MemoryUserRepository,
 )
 from healthcare.adapters.persistence.sqlalchemy.audit import SqlAlchemyAuditRepository
-from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
+from healthcare.adapters.persistence.sqlalchemy.probe import PoolProbe
 from healthcare.adapters.persistence.sqlalchemy.repositories import (
     SqlAlchemyDoctorRepository,
     SqlAlchemyMappingRepository,
@@ -38,11 +38,12 @@ from healthcare.adapters.security.passwords import BcryptPasswordHasher
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import Counters, MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
+from healthcare.adapters.throttling.probe import RedisProbe
 from healthcare.application.ports import (
     AuditRepository,
     AuditTrail,
     Clock,
-    DatabaseProbe,
+    DependencyProbe,
     DoctorRepository,
     LoginThrottle,
     MappingRepository,
@@ -64,7 +65,7 @@ def _every_adapter_satisfies_its_port(
     sql_mappings: SqlAlchemyMappingRepository,
     sql_refresh_sessions: SqlAlchemyRefreshSessionRepository,
     sql_audit: SqlAlchemyAuditRepository,
-    sql_probe: EngineProbe,
+    sql_probe: PoolProbe,
     memory_unit_of_work: MemoryUnitOfWork,
     memory_users: MemoryUserRepository,
     memory_patients: MemoryPatientRepository,
@@ -80,6 +81,7 @@ def _every_adapter_satisfies_its_port(
     counting_throttle: CountingLoginThrottle,
     memory_counters: MemoryCounters,
     redis_counters: RedisCounters,
+    redis_probe: RedisProbe,
 ) -> None:
     _unit_of_work: list[UnitOfWork] = [sql_unit_of_work, memory_unit_of_work]
     _users: list[UserRepository] = [sql_users, memory_users]
@@ -91,7 +93,7 @@ def _every_adapter_satisfies_its_port(
         memory_refresh_sessions,
     ]
     _audit: list[AuditRepository] = [sql_audit, memory_audit]
-    _probe: list[DatabaseProbe] = [sql_probe, memory_probe]
+    _probe: list[DependencyProbe] = [sql_probe, memory_probe, redis_probe]
     _audit_trail: list[AuditTrail] = [buffered_audit_trail]
     _clock: list[Clock] = [system_clock]
     _password_hasher: list[PasswordHasher] = [bcrypt_hasher]

@@ -288,9 +288,11 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-class DatabaseProbe(Protocol):
+class DependencyProbe(Protocol):
+    """Whether a store the service needs (the database, the throttles' Redis) answers now."""
+
     async def is_reachable(self) -> bool:
-        """True when the database answers a trivial query in time."""
+        """True when it answers a trivial request in time, the way requests reach it."""
         ...
 
 

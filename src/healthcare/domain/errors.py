@@ -82,9 +82,11 @@ class Unavailable(Exception):
 
     Raised by adapters, not by a rule, hence not a DomainError: when a connection is lost at
     a commit, nobody knows whether the change was kept, so the audit records it as an error.
+    ``store`` names what cannot be reached, in words a client may read.
     """
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
+    def __init__(self, message: str, retry_after: int = 5, *, store: str = "database") -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.store = store

@@ -9,23 +9,26 @@ from typing import Any
 
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from healthcare.adapters.audit_trail import BufferedAuditTrail
 from healthcare.adapters.clock import SystemClock
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.memory.probe import MemoryProbe
 from healthcare.adapters.persistence.sqlalchemy.database import Database
-from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
+from healthcare.adapters.persistence.sqlalchemy.probe import PoolProbe
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
+from healthcare.adapters.throttling.probe import RedisProbe
 from healthcare.application import auth, doctors, health, mappings, patients
 from healthcare.application.audit import Auditor, ListAuditEvents
 from healthcare.application.ports import (
     Clock,
-    DatabaseProbe,
+    DependencyProbe,
     LoginThrottle,
     PasswordHasher,
     TokenService,
@@ -79,6 +82,8 @@ class Container(containers.DeclarativeContainer):
         settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
         pool_timeout_seconds=settings.provided.db_pool_timeout,
+        statement_timeout_ms=settings.provided.db_statement_timeout_ms,
+        lock_timeout_ms=settings.provided.db_lock_timeout_ms,
     )
     memory_store = providers.Singleton(MemoryStore)
     unit_of_work: providers.Provider[UnitOfWork] = providers.Selector(
@@ -86,9 +91,9 @@ class Container(containers.DeclarativeContainer):
         sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, database),
         memory=providers.Factory(MemoryUnitOfWork, memory_store),
     )
-    database_probe: providers.Provider[DatabaseProbe] = providers.Selector(
+    database_probe: providers.Provider[DependencyProbe] = providers.Selector(
         settings.provided.persistence,
-        sqlalchemy=providers.Singleton(EngineProbe, database.provided.engine),
+        sqlalchemy=providers.Singleton(PoolProbe, database),
         memory=providers.Singleton(MemoryProbe),
     )
 
@@ -100,12 +105,25 @@ class Container(containers.DeclarativeContainer):
     )
     auditor = providers.Singleton(Auditor, audit_trail, clock)
 
-    # Throttling: REDIS_URL shares the counters across workers and machines.
-    redis = providers.Singleton(Redis.from_url, settings.provided.redis_url)
+    # Throttling: REDIS_URL shares the counters across workers and machines. Every call to
+    # Redis is bounded: REDIS_TIMEOUT_MS to connect and to answer, and one retry (on a fresh
+    # connection, which heals a connection that Redis dropped); past that, a 503.
+    redis = providers.Singleton(
+        Redis.from_url,
+        settings.provided.redis_url,
+        socket_connect_timeout=settings.provided.redis_timeout_seconds,
+        socket_timeout=settings.provided.redis_timeout_seconds,
+        retry=providers.Factory(Retry, providers.Factory(NoBackoff), 1),
+    )
     counters = providers.Selector(
         settings.provided.throttle_backend,
         redis=providers.Singleton(RedisCounters, redis),
         memory=providers.Singleton(MemoryCounters),
+    )
+    throttle_store_probe: providers.Provider[DependencyProbe | None] = providers.Selector(
+        settings.provided.throttle_backend,
+        redis=providers.Singleton(RedisProbe, redis),
+        memory=providers.Object(None),
     )
     login_throttle: providers.Provider[LoginThrottle] = providers.Singleton(
         CountingLoginThrottle,
@@ -162,7 +180,7 @@ class Container(containers.DeclarativeContainer):
 
     list_audit_events = providers.Factory(ListAuditEvents, unit_of_work, auditor)
 
-    check_readiness = providers.Factory(health.CheckReadiness, database_probe)
+    check_readiness = providers.Factory(health.CheckReadiness, database_probe, throttle_store_probe)
 
 
 def build_container(

@@ -44,6 +44,10 @@ class Settings:
     # 38-40 ms and a create's from 80-96 to 51-66 ms, at the same throughput.
     db_pool_size: int = 8
     db_pool_timeout: int = 5  # seconds a request waits for a connection before a 503
+    # Longest a statement may run, and wait for a lock (SQLite: for the write lock), before
+    # its request is a 503. Lock waits end first, so a blocked write says why.
+    db_statement_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = 2000
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -51,12 +55,15 @@ class Settings:
     docs_enabled: bool = True
     cors_origins: tuple[str, ...] = ()  # none: cross-origin browsers are refused
     redis_url: str | None = None  # shared throttling counters; else per process
+    redis_timeout_ms: int = 500  # to connect to Redis, and for each answer
     login_attempts_per_username: int = 5
     login_failures_per_client: int = 20
     login_window_seconds: int = 300
     auth_requests_per_minute: int = 60  # registration and refresh, per client address
     # Proxies (addresses or networks) whose X-Forwarded-For names the client; else the socket.
     trusted_proxies: tuple[str, ...] = ()
+    # Longest a request's body may take to arrive, from the first read of it, before a 408.
+    body_read_timeout_ms: int = 10_000
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
     # /metrics (Prometheus) is served only when set, to scrapers that send it as a Bearer token.
@@ -69,6 +76,14 @@ class Settings:
     @property
     def audit_flush_seconds(self) -> float:
         return self.audit_flush_ms / 1000
+
+    @property
+    def body_read_timeout_seconds(self) -> float:
+        return self.body_read_timeout_ms / 1000
+
+    @property
+    def redis_timeout_seconds(self) -> float:
+        return self.redis_timeout_ms / 1000
 
     @property
     def throttle_backend(self) -> str:
@@ -109,18 +124,22 @@ def load_settings(
         bcrypt_rounds=_int(values, "BCRYPT_ROUNDS", 12, 4, 31),
         db_pool_size=_int(values, "DB_POOL_SIZE", 8, 1),
         db_pool_timeout=_int(values, "DB_POOL_TIMEOUT", 5, 1),
+        db_statement_timeout_ms=_int(values, "DB_STATEMENT_TIMEOUT_MS", 5000, 1, 3_600_000),
+        db_lock_timeout_ms=_int(values, "DB_LOCK_TIMEOUT_MS", 2000, 1, 3_600_000),
         host=values.get("HOST", "127.0.0.1"),
         port=_int(values, "PORT", 8000, 0, 65535),
         workers=_int(values, "WORKERS", 1, 1),
         environment=environment,
         docs_enabled=_bool(values, "DOCS_ENABLED", default=not production),
         redis_url=values.get("REDIS_URL") or None,
+        redis_timeout_ms=_int(values, "REDIS_TIMEOUT_MS", 500, 1, 60_000),
         login_attempts_per_username=_int(values, "LOGIN_ATTEMPTS_PER_USERNAME", 5, 1),
         login_failures_per_client=_int(values, "LOGIN_FAILURES_PER_CLIENT", 20, 1),
         login_window_seconds=_int(values, "LOGIN_WINDOW_SECONDS", 300, 1),
         auth_requests_per_minute=_int(values, "AUTH_REQUESTS_PER_MINUTE", 60, 1),
         cors_origins=_list(values, "CORS_ORIGINS"),
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
+        body_read_timeout_ms=_int(values, "BODY_READ_TIMEOUT_MS", 10_000, 1, 600_000),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
         metrics_token=_metrics_token(values),

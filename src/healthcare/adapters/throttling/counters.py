@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from healthcare.domain.errors import Unavailable
 
 
 class Counters(Protocol):
@@ -53,8 +59,27 @@ class MemoryCounters:
             self._counts.clear()
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Redis down or hung is Unavailable (a 503 with Retry-After), not a 500.
+
+    Deliberately not a fall back to counters per process: that would quietly multiply every
+    limit by the number of workers and instances, which is what a guesser wants, while the
+    routes that need no throttle (everything with an access token) go on working anyway.
+    """
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        raise Unavailable(
+            f"Redis cannot be reached: {type(error).__name__}", store="throttling store"
+        ) from error
+
+
 class RedisCounters:
-    """INCR and EXPIRE in one transaction: exact counts however many workers share them."""
+    """INCR and EXPIRE in one transaction: exact counts however many workers share them.
+
+    Each call is bounded by the client's timeouts (see the container); a Redis that cannot
+    be reached in time is Unavailable."""
 
     def __init__(self, redis: Redis, prefix: str = "healthcare:throttle:") -> None:
         self._redis = redis
@@ -62,20 +87,23 @@ class RedisCounters:
 
     async def increment(self, key: str, window_seconds: int) -> tuple[int, int]:
         name = self._prefix + key
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, window_seconds, nx=True)
-            pipe.ttl(name)
-            count, _, ttl = await pipe.execute()
+        with _reachable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, window_seconds, nx=True)
+                pipe.ttl(name)
+                count, _, ttl = await pipe.execute()
         return int(count), max(int(ttl), 0)
 
     async def peek(self, key: str) -> tuple[int, int]:
         name = self._prefix + key
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.get(name)
-            pipe.ttl(name)
-            raw, ttl = await pipe.execute()
+        with _reachable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(name)
+                pipe.ttl(name)
+                raw, ttl = await pipe.execute()
         return (int(raw), max(int(ttl), 0)) if raw is not None else (0, 0)
 
     async def reset(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        with _reachable():
+            await self._redis.delete(self._prefix + key)

@@ -18,6 +18,7 @@ from healthcare.entrypoints.http.bodies import (
     RequestBody,
     RequestBodyDTO,
 )
+from healthcare.entrypoints.http.body_deadline import body_deadline
 from healthcare.entrypoints.http.controllers import accounts, audit, service
 from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
@@ -103,6 +104,7 @@ def create_app(
             # Handlers ask for a use case by its provider's name: every one the container has.
             **use_case_dependencies(use_cases(container)),
         },
+        middleware=[body_deadline(settings.body_read_timeout_seconds)],
         dto=RequestBodyDTO,  # every handler's body: JSON or a form, read as DRF reads it
         exception_handlers=dict(EXCEPTION_HANDLERS),
         openapi_config=openapi_config() if settings.docs_enabled else None,

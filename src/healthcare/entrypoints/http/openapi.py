@@ -38,7 +38,7 @@ _MEANINGS = {
     412: "If-Match named a version that is no longer current: nothing was changed",
     415: "The body is neither JSON nor a form",
     429: "Throttled: wait for the seconds in Retry-After",
-    503: "The database cannot be reached: try again after the seconds in Retry-After",
+    503: "The database (or Redis) cannot be reached in time: try again after Retry-After",
 }
 
 

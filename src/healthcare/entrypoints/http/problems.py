@@ -24,10 +24,12 @@ from healthcare.domain.errors import (
     Unavailable,
 )
 from healthcare.entrypoints.http.bodies import RequestBodyDTO
+from healthcare.entrypoints.http.body_deadline import ClientDisconnected
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+CLIENT_CLOSED_REQUEST = 499
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
@@ -144,9 +146,22 @@ def unavailable_to_response(
     request: Request[Any, Any, Any], exc: Unavailable
 ) -> Response[ProblemDetails]:
     log.warning("Unavailable on %s %s: %s", request.method, request.url.path, exc.message)
-    detail = "The service cannot reach its database right now; try again shortly"
+    detail = f"The service cannot reach its {exc.store} right now; try again shortly"
     headers = {"Retry-After": str(exc.retry_after)}
     return problem(request, 503, detail, kind="unavailable", headers=headers)
+
+
+def client_disconnected_to_response(
+    request: Request[Any, Any, Any], exc: ClientDisconnected
+) -> Response[None]:
+    # Nothing went wrong here, and nobody is left to answer: a line for the curious, and
+    # 499 (nginx's "client closed request") for the access log.
+    log.info(
+        "Client disconnected before its request body arrived: %s %s",
+        request.method,
+        request.url.path,
+    )
+    return Response(None, status_code=CLIENT_CLOSED_REQUEST)
 
 
 def internal_error_to_response(
@@ -176,5 +191,6 @@ EXCEPTION_HANDLERS: Mapping[Any, Any] = {
     UnicodeDecodeError: undecodable_body_to_response,
     RecursionError: undecodable_body_to_response,
     Unavailable: unavailable_to_response,
+    ClientDisconnected: client_disconnected_to_response,
     Exception: internal_error_to_response,
 }

@@ -414,6 +414,11 @@ class StatusOut(msgspec.Struct, frozen=True):
     status: str
 
 
+class ReadinessOut(msgspec.Struct, frozen=True):
+    status: str  # ready, unavailable
+    checks: dict[str, str]  # each dependency: ok, unavailable
+
+
 def _blank_is_none(value: str | None) -> str | None:
     # Clients of the seed service send "" for an empty optional field.
     return None if value is None or not value.strip() else value

@@ -50,6 +50,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import psycopg
+import psycopg.errors
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Delete, Dialect, Select, Table, Update, bindparam, insert, select
@@ -309,8 +310,12 @@ class EngineTransaction(_FinalRowState):
         except OperationalError as error:
             # SQLite's lock held past the busy timeout by another writer, or a lost
             # connection: nothing the caller did wrong, and worth trying again later.
-            if error.connection_invalidated or "database is locked" in str(error.orig):
-                raise Unavailable("The database is busy or cannot be reached") from error
+            if "database is locked" in str(error.orig):
+                raise Unavailable(
+                    "A statement waited past the busy timeout for the write lock", retry_after=1
+                ) from error
+            if error.connection_invalidated:
+                raise Unavailable("The database cannot be reached") from error
             raise
 
     async def _connect(self) -> AsyncConnection:
@@ -778,9 +783,24 @@ class DriverTransaction(_FinalRowState):
 
     def _translated(self, error: psycopg.Error, sql: str) -> StatementError | Unavailable:
         """``error`` as SQLAlchemy raises it, without the parameters (patient data); a lost
-        connection as Unavailable. (A lost connection is closed, so the pool replaces it.)"""
+        connection as Unavailable. (A lost connection is closed, so the pool replaces it.)
+
+        A statement ended by the session's ``statement_timeout`` or ``lock_timeout`` is
+        Unavailable too, worth trying again in a second: its connection is sound, and goes
+        back to the pool once ``close`` has rolled back what the unit began."""
         if self._driver is not None and self._driver.broken:
             self._pool.lost()
             return Unavailable("The database connection was lost")
         self._pool.failed(error)
+        if isinstance(error, psycopg.errors.LockNotAvailable):
+            return Unavailable(
+                f"A statement waited past lock_timeout ({self._pool.lock_timeout_ms} ms)"
+                " for a lock",
+                retry_after=1,
+            )
+        if isinstance(error, psycopg.errors.QueryCanceled):
+            return Unavailable(
+                f"A statement ran past statement_timeout ({self._pool.statement_timeout_ms} ms)",
+                retry_after=1,
+            )
         return DBAPIError.instance(sql, None, error, psycopg.Error, hide_parameters=True)
