@@ -427,25 +427,27 @@ async def create_patient(request: Request[Any, Any, Any], data: PatientIn) -> Re
     return _versioned(row, status_code=201)
 
 
-@put(["/api/patients/{patient_id:int}"])
-async def update_patient(
-    request: Request[Any, Any, Any], patient_id: int, data: PatientIn
-) -> Response[PatientOut]:
-    owner = user_of(request)
-    values = _patient_values(data)
+async def _update(patient_id: int, owner: int, values: dict[str, Any]) -> Response[PatientOut]:
+    """One statement: the columns in ``values``, the time and the version; the others as
+    they are (PUT sends them all, PATCH some)."""
+    sets = "".join(f"{column} = %({column})s, " for column in values)
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "UPDATE patient SET name = %(name)s, name_key = %(name_key)s, age = %(age)s,"
-            " gender = %(gender)s, phone = %(phone)s, email = %(email)s,"
-            " address = %(address)s, notes = %(notes)s, updated_at = %(now)s,"
-            " version = version + 1 WHERE id = %(id)s AND created_by = %(o)s"
-            f" RETURNING {_PATIENT_VERSIONED}",
+            f"UPDATE patient SET {sets}updated_at = %(now)s, version = version + 1"
+            f" WHERE id = %(id)s AND created_by = %(o)s RETURNING {_PATIENT_VERSIONED}",
             {"id": patient_id, "o": owner, "now": _now(), **values},
         )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundException(f"Patient {patient_id} not found")
     return _versioned(row)
+
+
+@put(["/api/patients/{patient_id:int}"])
+async def update_patient(
+    request: Request[Any, Any, Any], patient_id: int, data: PatientIn
+) -> Response[PatientOut]:
+    return await _update(patient_id, user_of(request), _patient_values(data))
 
 
 _REQUIRED = ("name", "age", "gender")
@@ -477,20 +479,7 @@ def _patch_values(data: PatientPatch) -> dict[str, Any]:
 async def patch_patient(
     request: Request[Any, Any, Any], patient_id: int, data: PatientPatch
 ) -> Response[PatientOut]:
-    owner = user_of(request)
-    values = _patch_values(data)
-    # One statement: the fields sent, the time and the version; the others as they are.
-    sets = "".join(f"{column} = %({column})s, " for column in values)
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            f"UPDATE patient SET {sets}updated_at = %(now)s, version = version + 1"
-            f" WHERE id = %(id)s AND created_by = %(o)s RETURNING {_PATIENT_VERSIONED}",
-            {"id": patient_id, "o": owner, "now": _now(), **values},
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFoundException(f"Patient {patient_id} not found")
-    return _versioned(row)
+    return await _update(patient_id, user_of(request), _patch_values(data))
 
 
 # --- doctors and mappings -----------------------------------------------------------------
