@@ -301,9 +301,23 @@ def reset_sequences_and_analyze(url: str) -> None:
             log("CHECKPOINT not allowed for this role: timed checkpoints may disturb rounds")
 
 
+def _drop_gin_indexes(conn: psycopg.Connection[Any]) -> list[str]:
+    """Drop the GIN indexes (PostgreSQL's patient name pieces, made by the migrations) and
+    return the statements that make them again: built once after the copy, such an index
+    costs a fraction of keeping it row by row during it (1,000,000 patients: 261 s)."""
+    rows = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+        " AND indexdef LIKE '% USING gin %'"
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in rows]
+
+
 def seed(url: str, sizes: Sizes, password_hash: str, *, with_directory: bool = True) -> None:
     started = time.monotonic()
     with psycopg.connect(url) as conn:
+        indexes = _drop_gin_indexes(conn)
         _copy(conn, "user_account", USER_COLUMNS, user_rows(sizes.users, password_hash))
         if with_directory:
             _copy(conn, "doctor", DOCTOR_COLUMNS, doctor_rows(sizes.doctors, sizes.users))
@@ -317,6 +331,8 @@ def seed(url: str, sizes: Sizes, password_hash: str, *, with_directory: bool = T
                     sizes.patients, sizes.doctors, sizes.mappings_per_patient, sizes.users
                 ),
             )
+        for definition in indexes:
+            conn.execute(definition)
         conn.commit()
     reset_sequences_and_analyze(url)
     log(
