@@ -28,7 +28,7 @@ import bcrypt
 import jwt
 import msgspec
 import psycopg
-from litestar import Litestar, Request, Response, get, post, put
+from litestar import Litestar, Request, Response, get, patch, post, put
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from psycopg_pool import AsyncConnectionPool
 
@@ -63,6 +63,22 @@ class PatientIn(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     address: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
     notes: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+
+
+class PatientPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """PATCH: a field left out is kept; null clears an optional one (400 on a required one)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    age: Annotated[int, msgspec.Meta(ge=0, le=150)] | msgspec.UnsetType = msgspec.UNSET
+    gender: Annotated[str, msgspec.Meta(max_length=16)] | msgspec.UnsetType = msgspec.UNSET
+    phone: Annotated[str, msgspec.Meta(max_length=32)] | msgspec.UnsetType | None = msgspec.UNSET
+    email: Annotated[str, msgspec.Meta(max_length=254)] | msgspec.UnsetType | None = msgspec.UNSET
+    address: Annotated[str, msgspec.Meta(max_length=1000)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    notes: Annotated[str, msgspec.Meta(max_length=10000)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class MappingIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -170,9 +186,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _search_key(text: str) -> str:
+    # The API's healthcare.domain.listing.search_key: no accents, case-folded.
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", bare.casefold())
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 _PATIENT = "id, name, age, gender, phone, email, address, notes, created_by, created_at, updated_at"
+# A single patient's answer also carries its version, for the ETag.
+_PATIENT_VERSIONED = _PATIENT + ", version"
 _DOCTOR = (
     "d.id, d.name, d.specialization, d.email, d.phone, d.created_by, d.created_at, d.updated_at"
 )
@@ -182,19 +206,37 @@ def _blank_is_none(value: str | None) -> str | None:
     return None if value is None or not value.strip() else value
 
 
+def _bad_request(detail: str = "The request has invalid fields") -> HTTPException:
+    return HTTPException(status_code=400, detail=detail)
+
+
+def _gender(value: str) -> str:
+    gender = GENDERS.get(value.strip().lower())
+    if gender is None:
+        raise _bad_request()
+    return gender
+
+
 def _patient_values(data: PatientIn) -> dict[str, Any]:
-    gender = GENDERS.get(data.gender.strip().lower())
-    if gender is None or not data.name.strip():
-        raise HTTPException(status_code=400, detail="The request has invalid fields")
+    if not data.name.strip():
+        raise _bad_request()
     return {
         "name": data.name,
+        "name_key": _search_key(data.name),
         "age": data.age,
-        "gender": gender,
+        "gender": _gender(data.gender),
         "phone": _blank_is_none(data.phone),
         "email": _blank_is_none(data.email),
         "address": _blank_is_none(data.address),
         "notes": _blank_is_none(data.notes),
     }
+
+
+def _versioned(row: tuple[Any, ...], status_code: int = 200) -> Response[PatientOut]:
+    """A patient (its version last in ``row``) with the version as its ETag, as the API."""
+    return Response(
+        PatientOut(*row[:-1]), status_code=status_code, headers={"ETag": f'"{row[-1]}"'}
+    )
 
 
 def _mapping(row: tuple[Any, ...]) -> MappingOut:
@@ -232,76 +274,212 @@ def _check_page(limit: int, offset: int) -> None:
 
 
 @get(["/api/patients/{patient_id:int}"])
-async def get_patient(request: Request[Any, Any, Any], patient_id: int) -> PatientOut:
+async def get_patient(request: Request[Any, Any, Any], patient_id: int) -> Response[PatientOut]:
     owner = user_of(request)
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_PATIENT} FROM patient WHERE id = %s AND created_by = %s",
+            f"SELECT {_PATIENT_VERSIONED} FROM patient WHERE id = %s AND created_by = %s",
             (patient_id, owner),
         )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundException(f"Patient {patient_id} not found")
-    return PatientOut(*row)
+    return _versioned(row)
+
+
+# What a list may be ordered by (the API's whitelist), and the column that sorts it.
+_PATIENT_ORDER = {
+    "name": "name_key",
+    "age": "age",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "id": "id",
+}
+GRAM = 3  # the pieces of migration 0007's index of an owner's names
+
+
+def _order_by(ordering: str | None) -> str:
+    """``name,-age`` as ORDER BY, then id (a stable order); a field not allowed is a 400."""
+    clauses: list[str] = []
+    fields: set[str] = set()
+    for item in (ordering or "").split(",") if ordering and ordering.strip() else []:
+        name = item.strip()
+        field = name.removeprefix("-")
+        if field not in _PATIENT_ORDER or field in fields:
+            raise _bad_request("ordering")
+        fields.add(field)
+        clauses.append(_PATIENT_ORDER[field] + (" DESC" if name.startswith("-") else ""))
+    if "id" not in fields:
+        clauses.append("id")
+    return ", ".join(clauses)
+
+
+def _patient_conditions(
+    owner: int,
+    search: str | None,
+    gender: str | None,
+    min_age: int | None,
+    max_age: int | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> tuple[list[str], dict[str, Any], bool]:
+    """The WHERE conditions and parameters of a filtered list, and whether it searches the
+    owner's name pieces (then the page counts its total over the rows it reads)."""
+    where: list[str] = []
+    params: dict[str, Any] = {"o": owner}
+    grams = False
+    if search is not None and search.strip():
+        if "\x00" in search or len(search) > 255:
+            raise _bad_request("search")
+        key = _search_key(search.strip())
+        escaped = key.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        params["s"] = f"%{escaped}%"
+        pieces = sorted({f"{owner} {key[i : i + GRAM]}" for i in range(len(key) - GRAM + 1)})
+        if pieces:
+            # The index of the owner's name pieces; the owner's condition kept out of the
+            # (created_by, id) index, as the API's (see its repositories.py).
+            grams = True
+            params["g"] = pieces
+            where += [
+                "(created_by = %(o)s) IS TRUE",
+                "patient_name_grams(created_by, name_key) @> %(g)s::text[]",
+            ]
+        where.append("name_key LIKE %(s)s ESCAPE '/'")
+    if not grams:
+        where.insert(0, "created_by = %(o)s")
+    for name, value, condition in (
+        ("gender", None if gender is None else _gender(gender), "gender = %(gender)s"),
+        ("min_age", min_age, "age >= %(min_age)s"),
+        ("max_age", max_age, "age <= %(max_age)s"),
+        ("after", created_after, "created_at > %(after)s"),
+        ("before", created_before, "created_at < %(before)s"),
+    ):
+        if value is not None:
+            params[name] = value
+            where.append(condition)
+    if min_age is not None and max_age is not None and min_age > max_age:
+        raise _bad_request("min_age")
+    for age in (min_age, max_age):
+        if age is not None and not 0 <= age <= 150:
+            raise _bad_request("age")
+    return where, params, grams
 
 
 @get(["/api/patients"])
 async def list_patients(
-    request: Request[Any, Any, Any], limit: int = 100, offset: int = 0
+    request: Request[Any, Any, Any],
+    limit: int = 100,
+    offset: int = 0,
+    search: str | None = None,
+    gender: str | None = None,
+    min_age: int | None = None,
+    max_age: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    ordering: str | None = None,
 ) -> Response[list[PatientOut]]:
     owner = user_of(request)
     _check_page(limit, offset)
-    count = "SELECT count(*) FROM patient WHERE created_by = %(o)s"
+    if created_after is not None and created_after.tzinfo is None:
+        created_after = created_after.replace(tzinfo=UTC)
+    if created_before is not None and created_before.tzinfo is None:
+        created_before = created_before.replace(tzinfo=UTC)
+    where, params, grams = _patient_conditions(
+        owner, search, gender, min_age, max_age, created_after, created_before
+    )
+    order = _order_by(ordering)
+    params.update(l=limit, f=offset)
+    condition = " AND ".join(where)
+    count = f"SELECT count(*) FROM patient WHERE {condition}"
+    # A search reads every candidate anyway: its total in the same pass (a window).
+    total_column = "count(*) OVER ()" if grams else f"({count})"
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_PATIENT}, ({count}) FROM patient WHERE created_by = %(o)s"
-            " ORDER BY id LIMIT %(l)s OFFSET %(f)s",
-            {"o": owner, "l": limit, "f": offset},
+            f"SELECT {_PATIENT}, {total_column} FROM patient WHERE {condition}"
+            f" ORDER BY {order} LIMIT %(l)s OFFSET %(f)s",
+            params,
         )
         rows = await cur.fetchall()
         if rows:
             total = rows[0][-1]
         elif offset > 0:
-            total = await _count(conn, count, {"o": owner})
+            total = await _count(conn, count, params)
         else:
             total = 0
     return _paged(request, [PatientOut(*r[:-1]) for r in rows], total, limit, offset)
 
 
 @post(["/api/patients"])
-async def create_patient(request: Request[Any, Any, Any], data: PatientIn) -> PatientOut:
+async def create_patient(request: Request[Any, Any, Any], data: PatientIn) -> Response[PatientOut]:
     owner = user_of(request)
     values = _patient_values(data)
     now = _now()
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "INSERT INTO patient (created_by, name, age, gender, phone, email, address, notes,"
-            " created_at, updated_at) VALUES (%(o)s, %(name)s, %(age)s, %(gender)s, %(phone)s,"
-            f" %(email)s, %(address)s, %(notes)s, %(now)s, %(now)s) RETURNING {_PATIENT}",
+            "INSERT INTO patient (created_by, name, name_key, age, gender, phone, email,"
+            " address, notes, created_at, updated_at) VALUES (%(o)s, %(name)s, %(name_key)s,"
+            " %(age)s, %(gender)s, %(phone)s, %(email)s, %(address)s, %(notes)s, %(now)s,"
+            f" %(now)s) RETURNING {_PATIENT_VERSIONED}",
             {"o": owner, "now": now, **values},
         )
         row = await cur.fetchone()
     assert row is not None
-    return PatientOut(*row)
+    return _versioned(row, status_code=201)
 
 
-@put(["/api/patients/{patient_id:int}"])
-async def update_patient(
-    request: Request[Any, Any, Any], patient_id: int, data: PatientIn
-) -> PatientOut:
-    owner = user_of(request)
-    values = _patient_values(data)
+async def _update(patient_id: int, owner: int, values: dict[str, Any]) -> Response[PatientOut]:
+    """One statement: the columns in ``values``, the time and the version; the others as
+    they are (PUT sends them all, PATCH some)."""
+    sets = "".join(f"{column} = %({column})s, " for column in values)
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "UPDATE patient SET name = %(name)s, age = %(age)s, gender = %(gender)s,"
-            " phone = %(phone)s, email = %(email)s, address = %(address)s, notes = %(notes)s,"
-            f" updated_at = %(now)s WHERE id = %(id)s AND created_by = %(o)s RETURNING {_PATIENT}",
+            f"UPDATE patient SET {sets}updated_at = %(now)s, version = version + 1"
+            f" WHERE id = %(id)s AND created_by = %(o)s RETURNING {_PATIENT_VERSIONED}",
             {"id": patient_id, "o": owner, "now": _now(), **values},
         )
         row = await cur.fetchone()
     if row is None:
         raise NotFoundException(f"Patient {patient_id} not found")
-    return PatientOut(*row)
+    return _versioned(row)
+
+
+@put(["/api/patients/{patient_id:int}"])
+async def update_patient(
+    request: Request[Any, Any, Any], patient_id: int, data: PatientIn
+) -> Response[PatientOut]:
+    return await _update(patient_id, user_of(request), _patient_values(data))
+
+
+_REQUIRED = ("name", "age", "gender")
+
+
+def _patch_values(data: PatientPatch) -> dict[str, Any]:
+    """The columns a PATCH sets, checked as the API's rules check a whole record."""
+    values: dict[str, Any] = {}
+    for field in data.__struct_fields__:
+        value = getattr(data, field)
+        if value is msgspec.UNSET:
+            continue
+        if value is None and field in _REQUIRED:
+            raise _bad_request(field)
+        values[field] = value
+    if "name" in values:
+        if not values["name"].strip():
+            raise _bad_request("name")
+        values["name_key"] = _search_key(values["name"])
+    if "gender" in values:
+        values["gender"] = _gender(values["gender"])
+    for field in ("phone", "email", "address", "notes"):
+        if field in values:
+            values[field] = _blank_is_none(values[field])
+    return values
+
+
+@patch(["/api/patients/{patient_id:int}"])
+async def patch_patient(
+    request: Request[Any, Any, Any], patient_id: int, data: PatientPatch
+) -> Response[PatientOut]:
+    return await _update(patient_id, user_of(request), _patch_values(data))
 
 
 # --- doctors and mappings -----------------------------------------------------------------
@@ -471,6 +649,7 @@ app = Litestar(
         list_patients,
         create_patient,
         update_patient,
+        patch_patient,
         list_doctors,
         create_mapping,
         patient_mappings,

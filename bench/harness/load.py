@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from .config import LUA, PASSWORD, USERNAME, Config, Sizes
-from .database import db_sessions
+from .database import SEARCH_FRAGMENTS, db_sessions
 from .machine import cpu_by_process, descendants, foreign_cpu
 from .runtime import CLEANUP, log
 from .servers import Server, memory
@@ -208,6 +208,7 @@ def write_lua_data(path: Path, sizes: Sizes, patients: int, tokens: dict[int, st
         "return {",
         f"  users = {sizes.users}, patients = {patients}, doctors = {sizes.doctors},",
         f'  password = "{PASSWORD}",',
+        "  fragments = {" + ", ".join(f'"{f}"' for f in SEARCH_FRAGMENTS) + "},",
         "  usernames = {"
         + ", ".join(f'"{USERNAME.format(u)}"' for u in range(1, sizes.users + 1))
         + "},",

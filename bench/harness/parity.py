@@ -156,6 +156,56 @@ def compare_answers(check: str, api: Answer, baseline: Answer) -> list[Mismatch]
     return found
 
 
+# A PATCH changes these on every answer: compared by type, not value.
+CHANGING_FIELDS = ("updated_at",)
+
+
+def compare_patch_answers(
+    check: str, api: Answer, baseline: Answer, sent: Mapping[str, Any]
+) -> list[Mismatch]:
+    """The same PATCH, on the same patient, first on the API and then on the baseline: the
+    same status; if successful, the same fields each of the same JSON type, the same values
+    (but for updated_at), the values ``sent``, and a strong ETag that the baseline's change
+    moved on by exactly one version."""
+    found: list[Mismatch] = []
+    if api.status != baseline.status:
+        return [Mismatch(check, "status", str(api.status), str(baseline.status))]
+    if api.status >= 400:
+        return found
+    a, b = api.body, baseline.body
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [Mismatch(check, "body", _short(a), _short(b))]
+    if a.keys() != b.keys():
+        return [Mismatch(check, "body fields", _names(a, b), _names(b, a))]
+    for name in sorted(a):
+        if type(a[name]) is not type(b[name]):
+            found.append(
+                Mismatch(check, f"body.{name} type", type(a[name]).__name__, type(b[name]).__name__)
+            )
+        elif name not in CHANGING_FIELDS and a[name] != b[name]:
+            found.append(Mismatch(check, f"body.{name}", _short(a[name]), _short(b[name])))
+    for name, value in sent.items():
+        if a.get(name) != value:
+            found.append(Mismatch(check, f"body.{name} (as sent)", _short(a.get(name)), "-"))
+    tags = [_version(answer.headers.get("etag")) for answer in (api, baseline)]
+    if tags[0] is None or tags[1] is None or tags[1] != tags[0] + 1:
+        found.append(
+            Mismatch(
+                check,
+                "header etag (the baseline's change is the next version)",
+                str(api.headers.get("etag")),
+                str(baseline.headers.get("etag")),
+            )
+        )
+    return found
+
+
+def _version(tag: str | None) -> int | None:
+    """A strong ETag's version ("3" is 3); None if it is not one."""
+    match = re.fullmatch(r'"(\d+)"', tag or "")
+    return int(match.group(1)) if match else None
+
+
 def _decode_segment(segment: str) -> dict[str, Any]:
     decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     if not isinstance(decoded, dict):
@@ -229,14 +279,38 @@ def compare_token_answers(check: str, api: Any, baseline: Any) -> list[Mismatch]
 
 
 def read_requests(patient: int) -> tuple[tuple[str, str], ...]:
-    """The reads compared: one of each scenario's kind, paging, and a missing patient."""
+    """The reads compared: one of each scenario's kind, paging, and a missing patient; for
+    search and filters, a page and the next, past the end, a search shorter than the index's
+    pieces, LIKE's wildcards, and other orderings."""
     return (
         ("GET", f"/api/patients/{patient}/"),
         ("GET", "/api/patients/?limit=20"),
         ("GET", "/api/patients/?limit=20&offset=20"),
+        ("GET", "/api/patients/?search=mar&limit=20"),
+        ("GET", "/api/patients/?search=mar&limit=20&offset=20"),
+        ("GET", "/api/patients/?search=MAR&limit=20&offset=100000"),
+        ("GET", "/api/patients/?search=ad&limit=5&ordering=-name"),
+        ("GET", "/api/patients/?search=a_%25&limit=20"),
+        ("GET", "/api/patients/?gender=female&min_age=20&max_age=39&ordering=age&limit=20"),
+        (
+            "GET",
+            "/api/patients/?gender=female&min_age=20&max_age=39&ordering=age&limit=20&offset=20",
+        ),
+        ("GET", "/api/patients/?ordering=-age,name&limit=10"),
+        ("GET", "/api/patients/?min_age=60&max_age=20"),
         ("GET", f"/api/mappings/{patient}/"),
         ("GET", "/api/doctors/"),
         ("GET", "/api/patients/999999999/"),
+    )
+
+
+def patch_requests(patient: int) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The PATCHes compared (each sent to the API, then the same to the baseline)."""
+    return (
+        (f"/api/patients/{patient}/", {"phone": "+1 555 0000001", "notes": "parity"}),
+        (f"/api/patients/{patient}/", {"name": "Zoë Parity", "address": None}),
+        (f"/api/patients/{patient}/", {"name": None}),
+        ("/api/patients/999999999/", {"notes": "nobody's"}),
     )
 
 
@@ -259,6 +333,12 @@ def check_parity(
         parity.add(
             f"{method} {path}", a.status, b.status, compare_answers(f"{method} {path}", a, b)
         )
+
+    for path, body in patch_requests(patient):
+        a = api("PATCH", path, body, token=token)
+        b = baseline("PATCH", path, body, token=token)
+        check = f"PATCH {path} {_short(body)}"
+        parity.add(check, a.status, b.status, compare_patch_answers(check, a, b, body))
 
     parity.token_claims = {
         "api": sorted(jwt_claims(str(api_login["access"]))),

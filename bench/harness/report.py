@@ -8,7 +8,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import IN_FLIGHT_SHARE, LOGIN_CONNECTIONS, PASSWORD, USERNAME, Config
+from .config import (
+    IN_FLIGHT_SHARE,
+    LOGIN_CONNECTIONS,
+    PASSWORD,
+    SCALE_LIST_TARGET,
+    USERNAME,
+    Config,
+)
 from .load import Run
 from .parity import Parity
 
@@ -59,7 +66,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Ratio is API ÷ baseline requests per second (median of the rounds' ratios). "
         "Targets: reads ≥ 0.80, writes ≥ 0.70, zero errors, API p99 < 50 ms at "
-        f"{c['connections']} connections; login: throughput ≥ 0.8 × cores ÷ one hash's "
+        f"{c['connections']} connections; search_patients, filter_order_patients and "
+        "patch_patient also API p99 ≤ 1.25 × the baseline's (the median of the rounds' "
+        "ratios); login: throughput ≥ 0.8 × cores ÷ one hash's "
         f"time, run at {LOGIN_CONNECTIONS} connections. The latencies count only if the "
         f"API kept at least {IN_FLIGHT_SHARE:.0%} of the connections busy (requests in "
         "flight = rps × mean latency). DB connects: PostgreSQL sessions "
@@ -167,6 +176,27 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{v['p50_change_percent']:+.1f} % | {'yes' if v['pass'] else 'no'} |"
             )
         out.append("")
+        if sc.get("lists"):
+            out += [
+                f"### Search and filters at {large} rows",
+                "",
+                "The searched page and the filtered, ordered page against the unfiltered page "
+                "(`list_patients`), same servers, one after the other in each round: the p50 "
+                "of the page ÷ the p50 of the unfiltered page, the median of the rounds' "
+                f"ratios. Target (API): at most {SCALE_LIST_TARGET}.",
+                "",
+                "| Server: page | Unfiltered p50 / p99 ms | Page p50 / p99 ms | rps "
+                "(unfiltered → page) | p50 ratio | Pass |",
+                "|---|---:|---:|---:|---:|:---:|",
+            ]
+            for key, v in sc["lists"].items():
+                out.append(
+                    f"| {key} | {_short_ms(v['unfiltered_p50_ms'])} / "
+                    f"{_short_ms(v['unfiltered_p99_ms'])} | {_short_ms(v['p50_ms'])} / "
+                    f"{_short_ms(v['p99_ms'])} | {v['unfiltered_rps']:.0f} → {v['rps']:.0f} | "
+                    f"{v['ratio']:.2f} | {'yes' if v['pass'] else 'no'} |"
+                )
+            out.append("")
     if report.get("server_restarts"):
         out += [
             "## Interruptions",
@@ -241,6 +271,7 @@ def build(
         checks.append(metrics_cost["pass"])
     if scale:
         checks += [v["pass"] for k, v in scale["verdicts"].items() if k.startswith("api:")]
+        checks += [v["pass"] for k, v in scale.get("lists", {}).items() if k.startswith("api:")]
     report["all_targets_met"] = all(checks)
     return report
 

@@ -1,5 +1,6 @@
 """The data-scale phase: get_patient and list_patients at two table sizes, same users and
-tokens, a database each, the sizes alternating round by round."""
+tokens, a database each, the sizes alternating round by round; and on the larger, a search
+page and a filtered, ordered page against the unfiltered page of the same round."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import statistics
 from dataclasses import asdict
 from typing import Any
 
-from .config import Config, Sizes
+from .config import SCALE_LIST_TARGET, SCALE_LISTS, Config, Sizes
 from .database import database_name, prepare_database, with_database
 from .load import Load, ms, write_lua_data
 from .runtime import CLEANUP, log
@@ -53,8 +54,11 @@ def scale_check(
                 start_api(cfg, url, secret, f"api-scale-{rows}"),
                 start_baseline(cfg, url, secret, f"baseline-scale-{rows}"),
             )
+            # The searched and filtered pages on the larger size only, right after its
+            # unfiltered page, on the same servers (issue 16's 1.5x).
+            scenarios = ("get_patient", "list_patients", *(SCALE_LISTS if rows == large else ()))
             try:
-                for scenario in ("get_patient", "list_patients"):
+                for scenario in scenarios:
                     for server in servers:
                         for connections in scale_connections(cfg):
                             load = loads[rows]
@@ -96,7 +100,44 @@ def scale_check(
                 "pass": abs(change50) < 20,
             }
     result["verdicts"] = verdicts
+    result["lists"] = list_verdicts(result["runs"], large, cfg)
     return result
+
+
+def list_verdicts(
+    runs: dict[str, list[dict[str, Any]]], rows: int, cfg: Config
+) -> dict[str, dict[str, Any]]:
+    """Each of SCALE_LISTS against list_patients at ``rows``, per server and load: the p50
+    of the page ÷ the p50 of the unfiltered page, round by round (same servers, one after the
+    other), and the median of those ratios. Passes at most SCALE_LIST_TARGET."""
+    verdicts: dict[str, dict[str, Any]] = {}
+    for target in ("api", "baseline"):
+        for connections in scale_connections(cfg):
+            plain = runs[f"{_scale_key(target, 'list_patients', connections, cfg)}:{rows}"]
+            for scenario in SCALE_LISTS:
+                key = _scale_key(target, scenario, connections, cfg)
+                page = runs[f"{key}:{rows}"]
+                ratios = [
+                    p["p50_ms"] / u["p50_ms"]
+                    for p, u in zip(page, plain, strict=True)
+                    if u["p50_ms"]
+                ]
+                ratio = statistics.median(ratios) if ratios else 0.0
+                a, b = _medians(plain), _medians(page)
+                verdicts[key] = {
+                    "unfiltered_p50_ms": ms(a["p50_ms"]),
+                    "p50_ms": ms(b["p50_ms"]),
+                    "unfiltered_p99_ms": ms(a["p99_ms"]),
+                    "p99_ms": ms(b["p99_ms"]),
+                    "rps": round(b["rps"], 1),
+                    "unfiltered_rps": round(a["rps"], 1),
+                    "ratio": round(ratio, 3),
+                    "round_ratios": [round(x, 3) for x in ratios],
+                    "errors": sum(run["errors"] for run in page),
+                    "pass": 0 < ratio <= SCALE_LIST_TARGET
+                    and sum(run["errors"] for run in page) == 0,
+                }
+    return verdicts
 
 
 def scale_connections(cfg: Config) -> tuple[int, ...]:

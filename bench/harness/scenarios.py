@@ -15,6 +15,8 @@ from .config import (
     LOGIN_CONNECTIONS,
     LOGIN_MIN_SECONDS,
     P99_TARGET_MS,
+    P99_VS_BASELINE,
+    P99_VS_BASELINE_SCENARIOS,
     READ_TARGET,
     READS,
     TITLES,
@@ -106,6 +108,7 @@ def summarize(cfg: Config, runs: dict[str, list[Run]], hash_seconds: float) -> l
         base = [r for r in items if r.target != "api"]  # the baseline, or the API's reference
         ratios = [a.rps / b.rps for a, b in zip(api, base, strict=True) if b.rps]
         ratio = statistics.median(ratios) if ratios else 0.0
+        p99_ratios = [a.p99_ms / b.p99_ms for a, b in zip(api, base, strict=True) if b.p99_ms]
         api_rps = statistics.median(r.rps for r in api)
         row: dict[str, Any] = {
             "scenario": scenario,
@@ -122,6 +125,8 @@ def summarize(cfg: Config, runs: dict[str, list[Run]], hash_seconds: float) -> l
             "api_p99_ms": ms(statistics.median(r.p99_ms for r in api)),
             "baseline_p50_ms": ms(statistics.median(r.p50_ms for r in base)),
             "baseline_p99_ms": ms(statistics.median(r.p99_ms for r in base)),
+            # API p99 ÷ baseline p99 of the same round, the median of the rounds.
+            "p99_ratio": round(statistics.median(p99_ratios), 3) if p99_ratios else 0.0,
             # Little's law: in a closed loop every connection should have a request
             # outstanding. Far fewer means the server left connections unread (a server
             # that serves some connections and starves the rest shows a flattering p99).
@@ -152,6 +157,9 @@ def summarize(cfg: Config, runs: dict[str, list[Run]], hash_seconds: float) -> l
             row["target"] = f">= {wanted:.2f}"
             checks["ratio"] = ratio >= wanted
             checks["p99_under_50ms"] = row["api_p99_ms"] < P99_TARGET_MS
+            if scenario in P99_VS_BASELINE_SCENARIOS:
+                row["target"] += f", p99 <= {P99_VS_BASELINE:.2f} x baseline"
+                checks["p99_vs_baseline"] = 0 < row["p99_ratio"] <= P99_VS_BASELINE
             checks["every_connection_served"] = (
                 row["api_in_flight"] >= IN_FLIGHT_SHARE * row["connections"]
             )

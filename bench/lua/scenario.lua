@@ -1,7 +1,8 @@
 -- One wrk script for every scenario; the harness (bench/harness/load.py) picks the scenario
 -- by environment:
---   BENCH_SCENARIO   get_patient | fhir_read_patient | list_patients | create_patient | update_patient |
---                    create_mapping | patient_mappings | list_doctors | refresh | login | mixed
+--   BENCH_SCENARIO   get_patient | fhir_read_patient | list_patients | search_patients | filter_order_patients |
+--                    create_patient | update_patient | patch_patient | create_mapping |
+--                    patient_mappings | list_doctors | refresh | login | mixed
 --   BENCH_DATA       a Lua file returning the seeded data's shape and the users' tokens
 --   BENCH_REFRESH    (refresh only) a Lua file returning one list of never-spent refresh
 --                    tokens per wrk thread
@@ -95,6 +96,23 @@ requests.list_patients = function()
   return wrk.format("GET", "/api/patients/?limit=20", auth(math.random(1, U)))
 end
 
+-- A name search: a random user, a random three-letter piece of the seeded names (the data
+-- file's fragments, from bench/harness/database.py), the first page of 20.
+requests.search_patients = function()
+  local fragment = data.fragments[math.random(1, #data.fragments)]
+  return wrk.format("GET", "/api/patients/?search=" .. fragment .. "&limit=20",
+    auth(math.random(1, U)))
+end
+
+-- A filtered, ordered page: a random user, gender and 20-year age band, ordered by age.
+local gender_filters = { "male", "female", "other", "unknown" }
+requests.filter_order_patients = function()
+  local low = math.random(0, 80)
+  return wrk.format("GET", string.format(
+    "/api/patients/?gender=%s&min_age=%d&max_age=%d&ordering=age&limit=20",
+    gender_filters[math.random(1, 4)], low, low + 19), auth(math.random(1, U)))
+end
+
 requests.create_patient = function()
   local n = math.random(1, 1000000000)
   return wrk.format("POST", "/api/patients/", auth(math.random(1, U), true), patient_body(n))
@@ -104,6 +122,15 @@ requests.update_patient = function()
   local p = math.random(1, P)
   return wrk.format("PUT", "/api/patients/" .. p .. "/", auth(owner_of(p), true),
     patient_body(math.random(1, 1000000000)))
+end
+
+-- A partial update: two of a random seeded patient's optional fields, by its owner.
+requests.patch_patient = function()
+  local p = math.random(1, P)
+  local n = math.random(1, 1000000000)
+  return wrk.format("PATCH", "/api/patients/" .. p .. "/", auth(owner_of(p), true),
+    string.format('{"phone":"+1 555 %07d","notes":"patched by the benchmark %d"}',
+      n % 10000000, n))
 end
 
 requests.create_mapping = function()

@@ -38,6 +38,7 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
+from healthcare.domain.listing import patient_filter
 from tests.integration.conftest import UowFactory
 
 T = TypeVar("T")
@@ -285,6 +286,44 @@ async def test_patient_list_pages_the_owners_patients_in_id_order(new_uow: UowFa
     assert last.total == 5
     assert (list(beyond.items), beyond.total) == ([], 5)
     assert (list(none.items), none.total) == ([], 0)
+
+
+# Each name, and the searches that must find it and no other: LIKE's wildcards (% and _) and
+# its escape character (/) are letters here, searched for literally; a search as long as a
+# name piece (three letters, PostgreSQL's index) or longer or shorter.
+LITERAL_NAMES = ["b_o", "bxo", "50% off", "50 x off", "a/b", "a//b", "ab"]
+LITERAL_SEARCHES = {
+    "b_o": ["b_o"],
+    "_": ["b_o"],
+    "0%": ["50% off"],
+    "0% o": ["50% off"],
+    "%": ["50% off"],
+    "a/b": ["a/b"],
+    "/": ["a/b", "a//b"],
+    "//": ["a//b"],
+    "x": ["bxo", "50 x off"],
+}
+
+
+@pytest.mark.parametrize("search", list(LITERAL_SEARCHES))
+async def test_a_search_matches_wildcards_and_the_escape_literally(
+    new_uow: UowFactory, search: str
+) -> None:
+    owner, stranger = await add_user(new_uow), await add_user(new_uow)
+    mine = {name: await add_patient(new_uow, owner, name) for name in LITERAL_NAMES}
+    for name in LITERAL_NAMES:  # the same names, someone else's
+        await add_patient(new_uow, stranger, name)
+    where = patient_filter(search=search)
+
+    async with new_uow() as uow:
+        found = await uow.patients.list(owner.id, PageRequest(), where)
+        first = await uow.patients.list(owner.id, PageRequest(limit=1), where)
+        beyond = await uow.patients.list(owner.id, PageRequest(limit=1, offset=10), where)
+    expected = [mine[name].id for name in LITERAL_SEARCHES[search]]
+    assert [p.id for p in found.items] == expected
+    assert (found.total, first.total, beyond.total) == (len(expected),) * 3
+    assert [p.id for p in first.items] == expected[:1]
+    assert list(beyond.items) == []
 
 
 # Doctors --------------------------------------------------------------------------------

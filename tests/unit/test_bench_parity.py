@@ -17,6 +17,7 @@ from harness.parity import (
     check_parity,
     compare_answers,
     compare_claims,
+    compare_patch_answers,
     compare_token_answers,
     require_parity,
 )
@@ -149,6 +150,45 @@ def test_a_refresh_answer_without_the_rotated_token_is_a_mismatch() -> None:
             "['access', 'expires_in', 'token_type']",
         )
     ]
+
+
+PATCHED = {**PATIENT, "phone": "+1 555 0000001", "updated_at": "2026-12-03T10:00:00Z"}
+SENT = {"phone": "+1 555 0000001"}
+
+
+def test_patch_answers_alike_but_for_the_time_and_the_next_version_pass() -> None:
+    api = Answer(200, {"etag": '"4"'}, PATCHED)
+    baseline = Answer(200, {"etag": '"5"'}, {**PATCHED, "updated_at": "2026-12-03T10:00:01Z"})
+    assert compare_patch_answers("PATCH", api, baseline, SENT) == []
+    refused = Answer(400, {}, {"detail": "name"})
+    assert compare_patch_answers("PATCH", refused, Answer(400, {}, None), {"name": None}) == []
+
+
+@pytest.mark.parametrize(
+    ("baseline", "sent", "aspect"),
+    [
+        (Answer(200, {"etag": '"5"'}, {**PATCHED, "age": 38}), SENT, "body.age"),
+        (Answer(200, {"etag": '"5"'}, {**PATCHED, "age": "37"}), SENT, "body.age type"),
+        (Answer(200, {"etag": '"5"'}, {"id": 1}), SENT, "body fields"),
+        (Answer(200, {}, PATCHED), SENT, "header etag (the baseline's change is the next version)"),
+        (
+            Answer(200, {"etag": '"4"'}, PATCHED),
+            SENT,
+            "header etag (the baseline's change is the next version)",
+        ),
+        (
+            Answer(200, {"etag": '"5"'}, PATCHED),
+            {"phone": "+1 555 0000002"},
+            "body.phone (as sent)",
+        ),
+        (Answer(404, {}, None), SENT, "status"),
+    ],
+)
+def test_each_difference_in_a_patch_answer_is_named(
+    baseline: Answer, sent: dict[str, Any], aspect: str
+) -> None:
+    api = Answer(200, {"etag": '"4"'}, PATCHED)
+    assert [m.aspect for m in compare_patch_answers("PATCH", api, baseline, sent)] == [aspect]
 
 
 MISMATCHED: list[tuple[str, Callable[[], list[Mismatch]], str]] = [

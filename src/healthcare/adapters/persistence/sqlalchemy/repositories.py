@@ -22,6 +22,7 @@ from typing import Any, Final, TypeVar
 
 from sqlalchemy import (
     Select,
+    Text,
     bindparam,
     case,
     delete,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -98,6 +100,14 @@ def _owners_count(counted: Any) -> Select[Any]:
     rows = counted.table
     owners = select(counted).where(rows.c.user_id == bindparam("b_owner_id")).scalar_subquery()
     return select(func.coalesce(owners, 0))
+
+
+def _paged_with_window_total(statement: Select[Any]) -> Select[Any]:
+    """As _paged, the total counted over the rows the statement reads anyway: for a page
+    that must read every matching row (to sort them, or to check each against the search),
+    one pass instead of the count's second."""
+    total = func.count().over().label("total")
+    return statement.add_columns(total).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
 def _like(key: str) -> str:
@@ -314,18 +324,42 @@ _PATIENT_CONDITIONS: dict[str, Any] = {
 }
 
 
+# PostgreSQL (migration 0007): the owner's three-letter pieces of the name key, as indexed.
+_OWNER_NAME_GRAMS = func.patient_name_grams(p.c.created_by, p.c.name_key, type_=ARRAY(Text))
+GRAM = 3
+
+
+def _owner_grams(owner_id: int, key: str) -> list[str]:
+    """The pieces every name key that contains ``key`` has among its owner's grams (the SQL
+    function patient_name_grams of migration 0007): none if ``key`` is shorter than one."""
+    return sorted({f"{owner_id} {key[i : i + GRAM]}" for i in range(len(key) - GRAM + 1)})
+
+
 @functools.lru_cache(maxsize=256)
 def _filtered_patients(
     given: frozenset[str], ordering: tuple[SortKey, ...]
 ) -> tuple[Select[Any], Select[Any]]:
     """A page of an owner's patients narrowed by the filters ``given`` names, and its count:
-    built once per combination, so each is compiled once (see transaction.py). A name search
-    is a trigram index scan on PostgreSQL (migration 0006), a scan on SQLite."""
-    where = [p.c.created_by == bindparam("b_owner_id")]
-    where += [condition for name, condition in _PATIENT_CONDITIONS.items() if name in given]
+    built once per combination, so each is compiled once (see transaction.py).
+
+    A name search on PostgreSQL (``b_grams`` given) reads the GIN index of the owner's name
+    pieces (migration 0007), then checks each candidate against the pattern, counting the
+    page's total in the same pass. The owner's condition is written so that it cannot use
+    an index (``IS TRUE``): the pieces already name the owner, and ANDing the index's few
+    hundred entries with the owner's 10,000 of uq_patient_created_by_id would cost more than
+    the search itself. On SQLite, and for a search shorter than a piece, a scan of the
+    owner's rows. Gender and age: a range of ix_patient_created_by_gender_age."""
+    owner = p.c.created_by == bindparam("b_owner_id")
+    where = [condition for name, condition in _PATIENT_CONDITIONS.items() if name in given]
+    if "b_grams" in given:
+        where = [owner.is_(True), _OWNER_NAME_GRAMS.contains(bindparam("b_grams")), *where]
+    else:
+        where.insert(0, owner)
     rows = select(*_PATIENT_COLUMNS).where(*where)
     rows = rows.order_by(*_order(ordering, _PATIENT_ORDER, p.c.id))
     count = select(func.count()).select_from(p).where(*where)
+    if "b_grams" in given:
+        return _paged_with_window_total(rows), count
     return _paged(rows, count), count
 
 
@@ -386,6 +420,10 @@ class SqlAlchemyPatientRepository(_Repository):
         if where.is_empty:  # the plain page: its total from the owner's count row
             return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
         values = _patient_filter_params(where)
+        if where.search is not None and self._db.dialect_name == "postgresql":
+            grams = _owner_grams(owner_id, where.search)
+            if grams:
+                values["b_grams"] = grams
         statement, count = _filtered_patients(frozenset(values), where.ordering)
         return await self._page(statement, count, {**params, **values}, page, _patient)
 

@@ -91,6 +91,8 @@ class PatientRow(BigIntAuditBase):
         # Every patient query filters by owner and orders by id. Unique so that a mapping's
         # foreign key can name the pair (migration 0004).
         Index("uq_patient_created_by_id", "created_by", "id", unique=True),
+        # A page filtered by gender and age, ordered by age (migration 0007).
+        Index("ix_patient_created_by_gender_age", "created_by", "gender", "age", "id"),
         _NO_ID_REUSE,
     )
 
@@ -257,9 +259,10 @@ TRIGGERS: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 
-# Indexes the models do not declare because only one dialect has them (migration 0006).
+# Indexes the models do not declare because only one dialect has them (migration 0007: an
+# owner's name search).
 DIALECT_INDEXES: dict[str, dict[str, frozenset[str]]] = {
-    "postgresql": {"patient": frozenset({"ix_patient_name_key_trgm"})},
+    "postgresql": {"patient": frozenset({"ix_patient_owner_name_grams"})},
     "sqlite": {},
 }
 
