@@ -34,6 +34,11 @@ class AuditAction(StrEnum):
     PATIENT_DELETE = "patient.delete"
     PATIENT_LIST = "patient.list"
     PATIENT_DOCTORS = "patient.doctors"  # the doctors of one patient
+    PATIENT_IMPORT = "patient.import"  # one per record imported, and one for the import
+    PATIENT_EXPORT = "patient.export"
+    DOCTOR_IMPORT = "doctor.import"  # as patient.import
+    DOCTOR_EXPORT = "doctor.export"
+    MAPPING_EXPORT = "mapping.export"
     MAPPING_CREATE = "mapping.create"
     MAPPING_DELETE = "mapping.delete"
     MAPPING_LIST = "mapping.list"  # every mapping of the caller's patients
@@ -56,6 +61,7 @@ class AuditOutcome(StrEnum):
 class ResourceType(StrEnum):
     USER = "user"
     PATIENT = "patient"
+    DOCTOR = "doctor"
     MAPPING = "mapping"
 
 

@@ -21,7 +21,16 @@ from healthcare.adapters.security.passwords import BcryptPasswordHasher
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
-from healthcare.application import auth, doctors, health, mappings, patients, users
+from healthcare.application import (
+    auth,
+    bulk,
+    doctors,
+    health,
+    mappings,
+    patients,
+    records,
+    users,
+)
 from healthcare.application.audit import Auditor, ListAuditEvents
 from healthcare.application.ports import (
     Clock,
@@ -171,6 +180,20 @@ class Container(containers.DeclarativeContainer):
     unassign_doctor = providers.Factory(mappings.UnassignDoctor, unit_of_work, auditor)
 
     list_audit_events = providers.Factory(ListAuditEvents, unit_of_work, auditor)
+
+    # Administrators over every owner's records, and bulk import/export (the command line).
+    identify_administrator = providers.Factory(records.IdentifyAdministrator, unit_of_work)
+    admin_list_patients = providers.Factory(records.AdminListPatients, unit_of_work, auditor)
+    admin_get_patient = providers.Factory(records.AdminGetPatient, unit_of_work, auditor)
+    admin_list_patient_mappings = providers.Factory(
+        records.AdminListPatientMappings, unit_of_work, auditor
+    )
+    admin_assign_doctor = providers.Factory(records.AdminAssignDoctor, unit_of_work, auditor)
+    import_patients = providers.Factory(bulk.ImportPatients, unit_of_work, auditor)
+    import_doctors = providers.Factory(bulk.ImportDoctors, unit_of_work, auditor)
+    export_patients = providers.Factory(bulk.ExportPatients, unit_of_work, auditor)
+    export_doctors = providers.Factory(bulk.ExportDoctors, unit_of_work, auditor)
+    export_mappings = providers.Factory(bulk.ExportMappings, unit_of_work, auditor)
 
     check_readiness = providers.Factory(health.CheckReadiness, database_probe)
 

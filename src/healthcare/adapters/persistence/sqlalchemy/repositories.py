@@ -15,7 +15,7 @@ whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingType
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -338,6 +338,29 @@ _UPDATE_PATIENT_AT_VERSION = (
 _DELETE_PATIENT_AT_VERSION = delete(p).where(_OWNED_PATIENT, _AT_PATIENT_VERSION).returning(p.c.id)
 
 
+_FIND_PATIENT = select(*_PATIENT_COLUMNS).where(p.c.id == bindparam("b_patient_id"))
+_PATIENTS_AFTER = (
+    select(*_PATIENT_COLUMNS)
+    .where(p.c.id > bindparam("b_after_id"))
+    .order_by(p.c.id)
+    .limit(bindparam("b_limit"))
+)
+_OWNER_PATIENTS_AFTER = _PATIENTS_AFTER.where(p.c.created_by == bindparam("b_owner_id"))
+# What a bulk import writes of each patient, in this order (the id comes from insert_many).
+_PATIENT_BULK_COLUMNS = (
+    "created_by",
+    "name",
+    "name_key",
+    "age",
+    "gender",
+    "phone",
+    "email",
+    "address",
+    "notes",
+    "created_at",
+    "updated_at",
+)
+
 _GENDERS = {gender.value: gender for gender in Gender}
 _PATIENT_ORDER = {
     "name": p.c.name_key,
@@ -418,6 +441,39 @@ class SqlAlchemyPatientRepository(_Repository):
         params = {"created_by": owner_id, **values, "created_at": now, "updated_at": now}
         row = (await self._db.write(_INSERT_PATIENT, params)).one()
         return _patient(row)
+
+    async def find(self, patient_id: int) -> Patient | None:
+        row = (await self._db.read(_FIND_PATIENT, {"b_patient_id": patient_id})).first()
+        return None if row is None else _patient(row)
+
+    async def add_many(self, owner_id: int, rows: Sequence[PatientData]) -> Sequence[int]:
+        now = _now()
+        values = [
+            (
+                owner_id,
+                data.name,
+                search_key(data.name),
+                data.age,
+                data.gender.value,
+                data.phone,
+                data.email,
+                data.address,
+                data.notes,
+                now,
+                now,
+            )
+            for data in rows
+        ]
+        return await self._db.insert_many(p, _PATIENT_BULK_COLUMNS, values)
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Patient]:
+        params: dict[str, Any] = {"b_after_id": after_id, "b_limit": limit}
+        statement = _PATIENTS_AFTER
+        if owner_id is not None:
+            statement, params["b_owner_id"] = _OWNER_PATIENTS_AFTER, owner_id
+        return [_patient(row) for row in (await self._db.read(statement, params)).all()]
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
         params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
@@ -512,6 +568,24 @@ _UPDATE_DOCTOR_AT_VERSION = (
 _DELETE_DOCTOR_AT_VERSION = delete(d).where(_THE_DOCTOR, _AT_DOCTOR_VERSION).returning(d.c.id)
 
 
+_DOCTORS_AFTER = (
+    select(*_DOCTOR_COLUMNS)
+    .where(d.c.id > bindparam("b_after_id"))
+    .order_by(d.c.id)
+    .limit(bindparam("b_limit"))
+)
+_DOCTOR_BULK_COLUMNS = (
+    "created_by",
+    "name",
+    "name_key",
+    "specialization",
+    "specialization_key",
+    "email",
+    "phone",
+    "created_at",
+    "updated_at",
+)
+
 _DOCTOR_WIDTH = len(_DOCTOR_COLUMNS)
 
 
@@ -566,6 +640,28 @@ class SqlAlchemyDoctorRepository(_Repository):
         params = {"created_by": creator_id, **values, "created_at": now, "updated_at": now}
         row = (await self._db.write(_INSERT_DOCTOR, params)).one()
         return _doctor(row)
+
+    async def add_many(self, creator_id: int, rows: Sequence[DoctorData]) -> Sequence[int]:
+        now = _now()
+        values = [
+            (
+                creator_id,
+                data.name,
+                search_key(data.name),
+                data.specialization,
+                search_key(data.specialization),
+                data.email,
+                data.phone,
+                now,
+                now,
+            )
+            for data in rows
+        ]
+        return await self._db.insert_many(d, _DOCTOR_BULK_COLUMNS, values)
+
+    async def batch_after(self, after_id: int, limit: int) -> Sequence[Doctor]:
+        params = {"b_after_id": after_id, "b_limit": limit}
+        return [_doctor(row) for row in (await self._db.read(_DOCTORS_AFTER, params)).all()]
 
     async def get(self, doctor_id: int) -> Doctor | None:
         row = (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
@@ -697,6 +793,16 @@ _LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS, _COUNT_PATIENT_MAPPINGS)
 _DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
 
 
+_MAPPINGS_AFTER = (
+    select(*_MAPPING_COLUMNS)
+    .select_from(_WITH_DOCTOR)
+    .where(m.c.id > bindparam("b_after_id"))
+    .order_by(m.c.id)
+    .limit(bindparam("b_limit"))
+)
+_OWNER_MAPPINGS_AFTER = _MAPPINGS_AFTER.where(_OWNED_MAPPINGS)
+
+
 def _key_shared(table: Any, key: str, *more: Any) -> Any:
     """The row with id ``key`` (and ``more`` conditions) exists, and is locked against
     deletion until commit."""
@@ -799,6 +905,15 @@ class SqlAlchemyMappingRepository(_Repository):
         if (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first() is None:
             return NotFound("Doctor", doctor_id)
         return Conflict(ALREADY_ASSIGNED)
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Mapping]:
+        params: dict[str, Any] = {"b_after_id": after_id, "b_limit": limit}
+        statement = _MAPPINGS_AFTER
+        if owner_id is not None:
+            statement, params["b_owner_id"] = _OWNER_MAPPINGS_AFTER, owner_id
+        return [_mapping(row) for row in (await self._db.read(statement, params)).all()]
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
         params = {"b_mapping_id": mapping_id, "b_owner_id": owner_id}

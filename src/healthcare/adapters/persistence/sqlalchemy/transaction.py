@@ -220,6 +220,14 @@ class Transaction(Protocol):
         ``write_at_commit``; PostgreSQL takes several by COPY."""
         ...
 
+    async def insert_many(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        """Insert ``rows`` (values of ``columns``, as the database stores them) into
+        ``table`` now, in the transaction; their new ids, in order. PostgreSQL draws the ids
+        from the table's sequence and sends the rows by COPY: a bulk import's path."""
+        ...
+
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """Statements inside are undone, and the transaction stays usable, if they fail."""
         ...
@@ -358,6 +366,17 @@ class EngineTransaction(_FinalRowState):
     async def append_at_commit(self, table: Table, rows: Sequence[Params]) -> None:
         await self.write_at_commit(_insert_into(table), rows)
 
+    async def insert_many(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        _refuse_after_final(self._final)
+        if not rows:
+            return []
+        statement = _insert_returning_ids(table)
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+        result = await self._finished((await self._connected()).execute(statement, params))
+        return [row[0] for row in result.all()]
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         nested = (await self._connected()).begin_nested()
@@ -432,6 +451,15 @@ class _Copy:
 
 _Deferred = tuple[_Compiled, list[dict[str, Any]]] | _Copy
 _COPIES: dict[tuple[Table, tuple[str, ...]], _CopyInto] = {}
+
+
+# Ids for a bulk insert, drawn from the table's own sequence (a serial "id" column).
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+
+
+@functools.cache
+def _insert_returning_ids(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 @functools.cache
@@ -637,6 +665,30 @@ class DriverTransaction(_FinalRowState):
             # against a prepared INSERT per row (250-row batches of audit events).
             copy = _copy_into(table, tuple(rows[0]), self._dialect)
             self._deferred.append(copy.with_rows(rows))
+
+    async def insert_many(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        self._writable()
+        if not rows:
+            return []
+        driver = await self._connected()
+        await self._begin(driver)
+        quote = self._dialect.identifier_preparer.quote
+        names = ", ".join(quote(name) for name in ("id", *columns))
+        copy_sql = f"COPY {quote(table.name)} ({names}) FROM STDIN"
+        sql = _NEXT_IDS
+        try:
+            async with driver.cursor() as cursor:
+                await cursor.execute(sql, (table.name, len(rows)))
+                ids: list[int] = [row[0] for row in await cursor.fetchall()]
+                sql = copy_sql
+                async with cursor.copy(copy_sql) as copy:
+                    for row_id, row in zip(ids, rows, strict=True):
+                        await copy.write_row((row_id, *row))
+        except psycopg.Error as error:
+            raise self._translated(error, sql) from error
+        return ids
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
