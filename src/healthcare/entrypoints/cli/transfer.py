@@ -62,7 +62,7 @@ def _format_of(path: str | None, given: str | None) -> str:
 # Reading --------------------------------------------------------------------------------
 
 
-def _csv_records(handle: IO[str], known: Sequence[str], required: Sequence[str]) -> NumberedRecords:
+def csv_records(handle: IO[str], known: Sequence[str], required: Sequence[str]) -> NumberedRecords:
     """The rows of a CSV file with a header, each with the line it starts on. A bad header
     stops the import at once (exit 1): no row could be read right."""
     reader = csv.reader(handle)
@@ -182,7 +182,7 @@ def _open_records(
     try:
         if _format_of(str(file), file_format) == "jsonl":
             return handle, _decoded(_jsonl_records(handle))
-        return handle, _decoded(_csv_records(handle, known, required))
+        return handle, _decoded(csv_records(handle, known, required))
     except BaseException:
         handle.close()
         raise
@@ -272,7 +272,7 @@ async def _write(
         progress = stack.enter_context(
             _progress(output is not None and sys.stderr.isatty(), "Exporting")
         )
-        write = _writer(handle, columns, _format_of(output, file_format))
+        write = record_writer(handle, columns, _format_of(output, file_format))
 
         async for record in records:
             write(fields(record))
@@ -283,7 +283,7 @@ async def _write(
     return written
 
 
-def _writer(
+def record_writer(
     handle: IO[str], columns: Sequence[str], file_format: str
 ) -> Callable[[dict[str, Any]], None]:
     """A function that writes one record; a CSV's header is written at once."""
