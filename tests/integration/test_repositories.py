@@ -38,7 +38,7 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
-from healthcare.domain.listing import UserFilter
+from healthcare.domain.listing import UserFilter, doctor_filter, patient_filter
 from healthcare.domain.rules import identity_key
 from tests.integration.conftest import UowFactory
 
@@ -785,3 +785,91 @@ def test_rows_become_records_by_position_in_field_order(columns: Any, record: An
     is built from the columns after its own four."""
     names = [column.key.removeprefix("mapping_") for column in columns]
     assert names == [f.name for f in fields(record) if f.name != "doctor"]
+
+
+# Bulk: administrators' reads and imports ---------------------------------------------------
+
+
+async def test_patient_find_and_bulk_add_and_batches(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    other = await add_user(new_uow)
+    rows = [patient_data(f"Bülk {n}\tTab\\Slash\nLine", notes=None) for n in range(5)]
+    async with new_uow() as uow:
+        ids = await uow.patients.add_many(owner.id, rows)
+        assert await uow.patients.add_many(owner.id, []) == []
+        await uow.commit()
+    assert len(ids) == 5 and list(ids) == sorted(ids)
+    theirs = await add_patient(new_uow, other, "Other")
+    async with new_uow() as uow:
+        stored = [await uow.patients.get(owner.id, patient_id) for patient_id in ids]
+        assert [p.data() if p else None for p in stored] == rows
+        assert await uow.patients.find(theirs.id) == theirs
+        assert await uow.patients.find(10**12) is None
+        first = await uow.patients.batch_after(owner.id, 0, 3)
+        rest = await uow.patients.batch_after(owner.id, first[-1].id, 3)
+        assert [p.id for p in [*first, *rest]] == list(ids)
+        every = await uow.patients.batch_after(None, ids[0] - 1, 10**6)
+        assert {*ids, theirs.id} <= {p.id for p in every}
+        # Search keys are written too: the imported are found by name.
+        page = await uow.patients.list(owner.id, PageRequest(), patient_filter(search="bulk 3"))
+        assert [p.id for p in page.items] == [ids[3]]
+        assert (await uow.patients.list(owner.id, PageRequest())).total == 5
+
+
+async def test_bulk_add_is_undone_with_its_transaction(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    async with new_uow() as uow:
+        await uow.patients.add_many(owner.id, [patient_data()])
+        await uow.rollback()
+    async with new_uow() as uow:
+        assert (await uow.patients.list(owner.id, PageRequest())).total == 0
+
+
+async def test_doctor_bulk_add_and_batches(new_uow: UowFactory) -> None:
+    creator = await add_user(new_uow)
+    tag = unique("Dr")
+    rows = [DoctorData(f"{tag} {n}", "Cardiology", None, "+1") for n in range(3)]
+    async with new_uow() as uow:
+        ids = await uow.doctors.add_many(creator.id, rows)
+        await uow.commit()
+    async with new_uow() as uow:
+        batch = await uow.doctors.batch_after(ids[0] - 1, 2)
+        assert [d.id for d in batch] == list(ids[:2])
+        assert [(d.data(), d.created_by) for d in batch] == [(r, creator.id) for r in rows[:2]]
+        found = await uow.doctors.list(PageRequest(), doctor_filter(search=tag))
+        assert found.total == 3
+
+
+async def test_mapping_batches(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    other = await add_user(new_uow)
+    mine, theirs = await add_patient(new_uow, owner), await add_patient(new_uow, other)
+    doctor = await add_doctor(new_uow, owner)
+    async with new_uow() as uow:
+        first = await uow.mappings.add(owner.id, mine.id, doctor.id)
+        second = await uow.mappings.add(other.id, theirs.id, doctor.id)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.mappings.batch_after(owner.id, 0, 10) == [first]
+        every = await uow.mappings.batch_after(None, first.id - 1, 10)
+        assert [m.id for m in every][:2] == [first.id, second.id]
+        assert await uow.mappings.batch_after(owner.id, first.id, 10) == []
+
+
+async def test_audit_add_for_each(new_uow: UowFactory) -> None:
+    actor = await add_user(new_uow)
+    moment = datetime.now(UTC).replace(microsecond=0)
+    event = AuditEvent(
+        moment, AuditAction.PATIENT_IMPORT, AuditOutcome.SUCCESS, actor.id,
+        ResourceType.PATIENT, None, "cli", "cli-import",
+    )  # fmt: skip
+    async with new_uow() as uow:
+        await uow.audit.add_for_each(event, [11, 12, 13])
+        await uow.audit.add_for_each(event, [])
+        await uow.commit()
+    async with new_uow() as uow:
+        page = await uow.audit.list(AuditQuery(user_id=actor.id), PageRequest())
+    assert sorted((e.resource_id, e.request_id, e.action) for e in page.items) == [
+        (rid, "cli-import", AuditAction.PATIENT_IMPORT) for rid in (11, 12, 13)
+    ]
+    assert {e.occurred_at for e in page.items} == {moment}

@@ -13,6 +13,8 @@ flat however many records there are.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from collections.abc import Mapping as FieldMap
 from dataclasses import dataclass
@@ -38,7 +40,8 @@ PATIENT_FIELDS = ("name", "age", "gender", "phone", "email", "address", "notes")
 DOCTOR_FIELDS = ("name", "specialization", "email", "phone")
 # What an export writes besides those, and an import ignores: an exported file imports as is.
 EXPORTED_ONLY = frozenset({"id", "owner", "created_by", "created_at", "updated_at", "version"})
-BATCH = 5000
+BATCH = 10_000  # records per statement (COPY) of an import, and per read of an export
+YIELD_EVERY = 250  # records read between two looks at the batch being stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,30 +62,35 @@ def _fields(
 ) -> tuple[dict[str, object], list[FieldError]]:
     """The record's values by field (an empty text is a missing value; a whole number in
     text is a number), and what is wrong with their presence and types."""
-    errors = [
-        FieldError(name, "is not a known field")
-        for name in record
-        if name not in known and name not in EXPORTED_ONLY
-    ]
+    errors = []
+    if not set(known).union(EXPORTED_ONLY).issuperset(record):
+        errors = [
+            FieldError(name, "is not a known field")
+            for name in record
+            if name not in known and name not in EXPORTED_ONLY
+        ]
     values: dict[str, object] = {}
     for name in known:
         value = record.get(name)
-        if isinstance(value, str) and not value.strip() and name not in required:
-            value = None  # an empty optional cell: no value
-        if value is None or value == "":
+        if isinstance(value, str) and value.strip():  # (the usual case, first)
+            if name in integers:
+                value = _whole_number(value)
+                if value is None:
+                    errors.append(FieldError(name, "must be a whole number"))
+        elif value is None or value == "":  # missing
             if name in required:
                 errors.append(FieldError(name, "is required"))
-            values[name] = None
+            value = None
+        elif isinstance(value, str):  # blank: the rules refuse a required one as the API does
+            value = value if name in required and name not in integers else None
         elif name in integers:
-            number = _whole_number(value)
-            if number is None:
+            value = _whole_number(value)
+            if value is None:
                 errors.append(FieldError(name, "must be a whole number"))
-            values[name] = number
-        elif isinstance(value, str):
-            values[name] = value
         else:
             errors.append(FieldError(name, "must be text"))
-            values[name] = None
+            value = None
+        values[name] = value
     return values, errors
 
 
@@ -220,32 +228,53 @@ async def _write(
 ) -> int:
     """How many records were written; the rejected ones are added to ``rejected``. Once a
     record is rejected and not to be skipped, nothing more is written (the rest are still
-    validated, so that every bad record is reported)."""
-    batch: list[T] = []
-    imported = 0
+    validated, so that every bad record is reported).
 
-    async def write() -> None:
+    A batch is stored while the next one is read and validated: the database works on one
+    while this process works on the other (the reading yields to the store now and then).
+    """
+    imported = 0
+    storing: asyncio.Task[None] | None = None
+
+    async def store(batch: list[T]) -> None:
         nonlocal imported
+        ids = await kind.add_many(uow, batch)
+        await uow.audit.add_for_each(event, ids)
+        imported += len(ids)
+
+    async def hand_over(batch: list[T]) -> None:
+        nonlocal storing
+        if storing is not None:
+            await storing  # (raises what the store raised)
+            storing = None
         if batch and (skip_invalid or not rejected):
-            ids = await kind.add_many(uow, batch)
-            await uow.audit.add_for_each(event, ids)
-            imported += len(ids)
+            storing = asyncio.create_task(store(batch))
         if progress is not None:
             progress(len(batch))
-        batch.clear()
 
-    for line, record in records:
-        try:
-            if isinstance(record, InvalidInput):
-                raise record
-            batch.append(kind.parse(record))
-        except InvalidInput as invalid:
-            rejected += [RowError(line, error.field, error.message) for error in invalid.errors]
-            if progress is not None:
-                progress(1)
-        if len(batch) >= BATCH:
-            await write()
-    await write()
+    batch: list[T] = []
+    try:
+        for count, (line, record) in enumerate(records, start=1):
+            try:
+                if isinstance(record, InvalidInput):
+                    raise record
+                batch.append(kind.parse(record))
+            except InvalidInput as invalid:
+                rejected += [RowError(line, e.field, e.message) for e in invalid.errors]
+                if progress is not None:
+                    progress(1)
+            if len(batch) >= BATCH:
+                await hand_over(batch)
+                batch = []
+            elif count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the store send what it has, or see its answer
+        await hand_over(batch)
+        await hand_over([])
+    finally:
+        if storing is not None and not storing.done():
+            storing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await storing
     return imported
 
 

@@ -90,6 +90,10 @@ def search_key(text: str) -> str:
     """The form in which names are searched and ordered: compatibility-decomposed, without
     combining marks (accents), case-folded. Computed here, not in SQL, so that PostgreSQL,
     SQLite and the memory adapter agree on every letter."""
+    if text.isascii():
+        # The same answer, ten times faster (a bulk import computes one per record): ASCII
+        # has nothing to decompose or drop, and its case-folding is lower-casing.
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", bare.casefold())
