@@ -36,7 +36,12 @@ import psycopg
 from healthcare.domain.entities import Principal
 from healthcare.domain.listing import search_key
 from healthcare.entrypoints.cli.runtime import patient_fields
-from healthcare.entrypoints.cli.transfer import PATIENT_EXPORT, csv_records, record_writer
+from healthcare.entrypoints.cli.transfer import (
+    PATIENT_EXPORT,
+    bulk_work,
+    csv_records,
+    record_writer,
+)
 from healthcare.entrypoints.container import Container, build_container, close_container
 from healthcare.entrypoints.settings import load_settings
 
@@ -159,7 +164,7 @@ async def _import(
     container: Container, principal: Principal, owner_id: int, source: Path
 ) -> tuple[float, int]:
     started = time.perf_counter()
-    with source.open(encoding="utf-8", newline="") as handle:
+    with source.open(encoding="utf-8", newline="") as handle, bulk_work():
         records = csv_records(handle, IMPORT_COLUMNS, ("name", "age", "gender"))
         report = await container.import_patients()(principal, owner_id, records)
     return time.perf_counter() - started, report.imported

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from collections.abc import Mapping as FieldMap
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ def _fields(
     """The record's values by field (an empty text is a missing value; a whole number in
     text is a number), and what is wrong with their presence and types."""
     errors = []
-    if not set(known).union(EXPORTED_ONLY).issuperset(record):
+    if not _allowed(tuple(known)).issuperset(record):
         errors = [
             FieldError(name, "is not a known field")
             for name in record
@@ -92,6 +93,11 @@ def _fields(
             value = None
         values[name] = value
     return values, errors
+
+
+@functools.cache
+def _allowed(known: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(known) | EXPORTED_ONLY
 
 
 def _whole_number(value: object) -> int | None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from healthcare.adapters.persistence.sqlalchemy import migrations
 from healthcare.domain.entities import Principal
-from healthcare.domain.errors import Conflict, InvalidInput
+from healthcare.domain.errors import Conflict, InvalidInput, Unavailable
 from healthcare.entrypoints.cli.records import GROUPS
 from healthcare.entrypoints.cli.runtime import (
     ACTING_ENV,
@@ -27,6 +27,7 @@ from healthcare.entrypoints.cli.runtime import (
     fail,
     find_user,
     print_json,
+    settings,
 )
 from healthcare.entrypoints.cli.transfer import export_group, import_group
 from healthcare.entrypoints.container import Container, build_container, close_container
@@ -158,7 +159,7 @@ cli.add_command(db)
 )
 def createsuperuser(username: str, email: str, password: str) -> None:
     """Create an administrator, held to the same rules as registration."""
-    container = build_container(_settings(create_secret=True))
+    container = build_container(settings())
 
     async def create() -> int:
         try:
@@ -174,7 +175,7 @@ def createsuperuser(username: str, email: str, password: str) -> None:
         for problem in error.errors:
             click.echo(f"{problem.field}: {problem.message}", err=True)
         sys.exit(1)
-    except Conflict as error:
+    except (Conflict, Unavailable) as error:
         click.echo(error.message, err=True)
         sys.exit(1)
     click.echo(f"Superuser {username!r} created with id {user_id}.")

@@ -11,7 +11,7 @@ import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -40,11 +40,17 @@ class Invocation:
     acting: str | None
 
 
+CLI_POOL_SIZE = 2  # one command, one unit of work at a time (and the audit trail's flush)
+
+
 def settings() -> Settings:
+    """The server's settings, with a pool sized for one command: the pool opens all its
+    connections at once, and the server's would take eight from PostgreSQL's limit."""
     try:
-        return load_settings(create_secret=True)
+        loaded = load_settings(create_secret=True)
     except SettingsError as error:
         raise click.ClickException(str(error)) from error
+    return replace(loaded, db_pool_size=min(loaded.db_pool_size, CLI_POOL_SIZE))
 
 
 def fail(message: str) -> click.ClickException:

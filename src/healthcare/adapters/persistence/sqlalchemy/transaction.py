@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -458,20 +459,31 @@ _COPY_ROWS_PER_WRITE = 1000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
 def _copy_text(value: Any) -> str:
     """``value`` in COPY's text format: NULL is \\N; backslash, tab, newline and carriage
     return are escaped. (Values are text, whole numbers, booleans or aware datetimes.)"""
+    kind = value.__class__
+    if kind is str:
+        text: str = value
+        return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
     if value is None:
         return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, bool):
+    if kind is bool:
         return "t" if value else "f"
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")  # as DateTimeUTC refuses them
-        return value.isoformat()
+        return _timestamp(value)
     return str(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _timestamp(value: datetime) -> str:
+    """(Cached: a bulk insert gives every row the same times.)"""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")  # as DateTimeUTC refuses them
+    return value.isoformat()
 
 
 # Ids for a bulk insert, drawn from the table's own sequence (a serial "id" column).
