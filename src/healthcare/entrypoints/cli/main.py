@@ -7,6 +7,8 @@ audit trail records them as that administrator's, from the client ``cli``.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 from collections.abc import Callable
 
@@ -51,7 +53,10 @@ from healthcare.entrypoints.settings import (
 @click.pass_context
 def cli(ctx: click.Context, acting: str | None) -> None:
     """Healthcare records API: serve it, migrate its database, manage its records."""
-    configure_logging()
+    try:
+        configure_logging()
+    except ValueError as error:  # LOG_FORMAT
+        raise click.ClickException(str(error)) from error
     ctx.obj = Invocation(acting)
 
 
@@ -62,6 +67,20 @@ def cli(ctx: click.Context, acting: str | None) -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP API with granian (ASGI, uvloop)."""
     settings = _settings(create_secret=True)  # validates, and mints a key on first run
+    created = None
+    if settings.metrics_enabled:
+        # Before granian forks the workers, which inherit the variable (see metrics.py).
+        from healthcare.entrypoints.metrics import prepare_multiprocess_directory  # noqa: PLC0415
+
+        created = prepare_multiprocess_directory(os.environ)
+    try:
+        _serve(settings, host, port, workers)
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
     Granian(
         "healthcare.entrypoints.http.asgi:create_asgi_app",
         factory=True,
