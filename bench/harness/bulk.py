@@ -144,7 +144,12 @@ def _rss() -> int:
 
 @contextmanager
 def _container(url: str, folder: Path) -> Iterator[Container]:
-    environ = {"DATABASE_URL": url, "SECRET_KEY": "b" * 48, "BCRYPT_ROUNDS": "4"}
+    environ = {
+        "DATABASE_URL": url,
+        "SECRET_KEY": "b" * 48,
+        "BCRYPT_ROUNDS": "4",
+        "DB_POOL_SIZE": "2",  # as the command line's (runtime.CLI_POOL_SIZE)
+    }
     settings = load_settings(environ, env_file=None, data_dir=folder)
     yield build_container(settings)
 
