@@ -460,3 +460,16 @@ def test_as_a_subprocess(run: Cli, tmp_path: Path) -> None:
     assert missing.stderr.strip().splitlines()[-1] == "Error: Patient 999999999 was not found"
     assert missing.stdout == ""
     assert healthcare("patients", "show").returncode == 2
+
+
+def test_progress_shows_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from healthcare.entrypoints.cli import transfer  # noqa: PLC0415 - its private helpers
+
+    with transfer._progress(False, "Importing") as quiet:
+        assert quiet is None
+    with transfer._progress(True, "Importing") as shown:
+        assert shown is not None
+        shown(5)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert transfer._interactive(as_json=False)
+    assert not transfer._interactive(as_json=True)

@@ -210,8 +210,12 @@ class _Import:
                         progress=progress,
                     )
                     if rejected and not skip_invalid:
+                        # (Only for the audit outcome: the report lists every one.)
                         raise InvalidInput(
-                            [FieldError(f"line {e.line}: {e.field}", e.message) for e in rejected]
+                            [
+                                FieldError(f"line {e.line}: {e.field}", e.message)
+                                for e in rejected[:100]
+                            ]
                         )
                     await audit.stage(uow)
                     await uow.commit()
