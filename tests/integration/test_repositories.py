@@ -38,7 +38,8 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
-from healthcare.domain.listing import patient_filter
+from healthcare.domain.listing import UserFilter, doctor_filter, patient_filter
+from healthcare.domain.rules import identity_key
 from tests.integration.conftest import UowFactory
 
 T = TypeVar("T")
@@ -158,6 +159,67 @@ async def test_racing_registrations_of_one_username_give_one_conflict(
         return_exceptions=True,
     )
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "User"]
+
+
+async def test_user_flags_email_and_password_hash_change(new_uow: UowFactory) -> None:
+    user = await add_user(new_uow)
+    other = await add_user(new_uow)
+    async with new_uow() as uow:
+        staff = await uow.users.set_staff(user.id, True)
+        inactive = await uow.users.set_active(user.id, False)
+        rehashed = await uow.users.set_password_hash(user.id, "new-hash")
+        assert await uow.users.set_staff(10**12, True) is None
+        assert await uow.users.set_email(10**12, "x@example.org") is None
+        await uow.commit()
+    assert staff is not None and staff.is_staff
+    assert inactive is not None and not inactive.is_active and inactive.is_staff
+    assert rehashed is not None and rehashed.password_hash == "new-hash"
+    async with new_uow() as uow:
+        with pytest.raises(Conflict) as caught:
+            await uow.users.set_email(user.id, other.email.upper())
+        assert caught.value.field == "email"
+        # The transaction goes on after the refusal, and one's own email in another case is
+        # no conflict.
+        renamed = await uow.users.set_email(user.id, user.email.upper())
+        await uow.commit()
+    assert renamed is not None and renamed.email == user.email.upper()
+    async with new_uow() as uow:
+        stored = await uow.users.get(user.id)
+        assert stored == renamed
+        assert await uow.users.find_by_login(user.email.lower()) == renamed
+
+
+async def test_user_list_searches_filters_and_pages(new_uow: UowFactory) -> None:
+    tag = uuid.uuid4().hex[:10]
+    first = await add_user(new_uow, f"Zed_{tag}_one")
+    second = await add_user(new_uow, f"zed_{tag}_two")
+    async with new_uow() as uow:
+        third = await uow.users.add(NewUser(f"plain-{tag}", f"ZED_{tag}@example.org", "h"))
+        await uow.users.set_staff(second.id, True)
+        await uow.users.set_active(third.id, False)
+        await uow.commit()
+    search = f"zed_{tag}".upper()  # any letter case, and "_" is no wildcard
+    async with new_uow() as uow:
+        page = await uow.users.list(PageRequest(), UserFilter(search=identity_key(search)))
+        assert [u.id for u in page.items] == [first.id, second.id, third.id]
+        assert page.total == 3
+        key = identity_key(search)
+        staff = await uow.users.list(PageRequest(), UserFilter(key, is_staff=True))
+        assert ([u.id for u in staff.items], staff.total) == ([second.id], 1)
+        active = await uow.users.list(
+            PageRequest(), UserFilter(key, is_staff=False, is_active=True)
+        )
+        assert [u.id for u in active.items] == [first.id]
+        inactive = await uow.users.list(PageRequest(), UserFilter(key, is_active=False))
+        assert [u.id for u in inactive.items] == [third.id]
+        paged = await uow.users.list(PageRequest(limit=1, offset=1), UserFilter(key))
+        assert ([u.id for u in paged.items], paged.total) == ([second.id], 3)
+        past = await uow.users.list(PageRequest(limit=1, offset=5), UserFilter(key))
+        assert (list(past.items), past.total) == ([], 3)
+        nothing = await uow.users.list(PageRequest(), UserFilter(identity_key(f"{tag}%x")))
+        assert nothing.total == 0
+        everyone = await uow.users.list(PageRequest(limit=1))
+        assert everyone.total >= 3
 
 
 # Patients -------------------------------------------------------------------------------
@@ -761,3 +823,91 @@ def test_rows_become_records_by_position_in_field_order(columns: Any, record: An
     is built from the columns after its own four."""
     names = [column.key.removeprefix("mapping_") for column in columns]
     assert names == [f.name for f in fields(record) if f.name != "doctor"]
+
+
+# Bulk: administrators' reads and imports ---------------------------------------------------
+
+
+async def test_patient_find_and_bulk_add_and_batches(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    other = await add_user(new_uow)
+    rows = [patient_data(f"Bülk {n}\tTab\\Slash\nLine", notes=None) for n in range(5)]
+    async with new_uow() as uow:
+        ids = await uow.patients.add_many(owner.id, rows)
+        assert await uow.patients.add_many(owner.id, []) == []
+        await uow.commit()
+    assert len(ids) == 5 and list(ids) == sorted(ids)
+    theirs = await add_patient(new_uow, other, "Other")
+    async with new_uow() as uow:
+        stored = [await uow.patients.get(owner.id, patient_id) for patient_id in ids]
+        assert [p.data() if p else None for p in stored] == rows
+        assert await uow.patients.find(theirs.id) == theirs
+        assert await uow.patients.find(10**12) is None
+        first = await uow.patients.batch_after(owner.id, 0, 3)
+        rest = await uow.patients.batch_after(owner.id, first[-1].id, 3)
+        assert [p.id for p in [*first, *rest]] == list(ids)
+        every = await uow.patients.batch_after(None, ids[0] - 1, 10**6)
+        assert {*ids, theirs.id} <= {p.id for p in every}
+        # Search keys are written too: the imported are found by name.
+        page = await uow.patients.list(owner.id, PageRequest(), patient_filter(search="bulk 3"))
+        assert [p.id for p in page.items] == [ids[3]]
+        assert (await uow.patients.list(owner.id, PageRequest())).total == 5
+
+
+async def test_bulk_add_is_undone_with_its_transaction(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    async with new_uow() as uow:
+        await uow.patients.add_many(owner.id, [patient_data()])
+        await uow.rollback()
+    async with new_uow() as uow:
+        assert (await uow.patients.list(owner.id, PageRequest())).total == 0
+
+
+async def test_doctor_bulk_add_and_batches(new_uow: UowFactory) -> None:
+    creator = await add_user(new_uow)
+    tag = unique("Dr")
+    rows = [DoctorData(f"{tag} {n}", "Cardiology", None, "+1") for n in range(3)]
+    async with new_uow() as uow:
+        ids = await uow.doctors.add_many(creator.id, rows)
+        await uow.commit()
+    async with new_uow() as uow:
+        batch = await uow.doctors.batch_after(ids[0] - 1, 2)
+        assert [d.id for d in batch] == list(ids[:2])
+        assert [(d.data(), d.created_by) for d in batch] == [(r, creator.id) for r in rows[:2]]
+        found = await uow.doctors.list(PageRequest(), doctor_filter(search=tag))
+        assert found.total == 3
+
+
+async def test_mapping_batches(new_uow: UowFactory) -> None:
+    owner = await add_user(new_uow)
+    other = await add_user(new_uow)
+    mine, theirs = await add_patient(new_uow, owner), await add_patient(new_uow, other)
+    doctor = await add_doctor(new_uow, owner)
+    async with new_uow() as uow:
+        first = await uow.mappings.add(owner.id, mine.id, doctor.id)
+        second = await uow.mappings.add(other.id, theirs.id, doctor.id)
+        await uow.commit()
+    async with new_uow() as uow:
+        assert await uow.mappings.batch_after(owner.id, 0, 10) == [first]
+        every = await uow.mappings.batch_after(None, first.id - 1, 10)
+        assert [m.id for m in every][:2] == [first.id, second.id]
+        assert await uow.mappings.batch_after(owner.id, first.id, 10) == []
+
+
+async def test_audit_add_for_each(new_uow: UowFactory) -> None:
+    actor = await add_user(new_uow)
+    moment = datetime.now(UTC).replace(microsecond=0)
+    event = AuditEvent(
+        moment, AuditAction.PATIENT_IMPORT, AuditOutcome.SUCCESS, actor.id,
+        ResourceType.PATIENT, None, "cli", "cli-import",
+    )  # fmt: skip
+    async with new_uow() as uow:
+        await uow.audit.add_for_each(event, [11, 12, 13])
+        await uow.audit.add_for_each(event, [])
+        await uow.commit()
+    async with new_uow() as uow:
+        page = await uow.audit.list(AuditQuery(user_id=actor.id), PageRequest())
+    assert sorted((e.resource_id, e.request_id, e.action) for e in page.items) == [
+        (rid, "cli-import", AuditAction.PATIENT_IMPORT) for rid in (11, 12, 13)
+    ]
+    assert {e.occurred_at for e in page.items} == {moment}

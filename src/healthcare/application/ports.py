@@ -25,9 +25,11 @@ from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
     NO_PATIENT_FILTER,
+    NO_USER_FILTER,
     DoctorFilter,
     MappingFilter,
     PatientFilter,
+    UserFilter,
 )
 
 
@@ -42,6 +44,16 @@ class UserRepository(Protocol):
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> User | None: ...
 
+    async def set_staff(self, user_id: int, staff: bool) -> User | None: ...
+
+    async def set_email(self, user_id: int, email: str) -> User | None:
+        """Raises Conflict if another account has that email (in any letter case)."""
+        ...
+
+    async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
+        """The accounts that ``where`` admits, by id."""
+        ...
+
     async def find_by_login(self, username_or_email: str) -> User | None:
         """Find by email or username, compared case-insensitively.
 
@@ -52,7 +64,24 @@ class UserRepository(Protocol):
 
 
 class PatientRepository(Protocol):
-    """Every method is scoped to an owner: another user's patient does not exist."""
+    """Every method is scoped to an owner: another user's patient does not exist. (Except
+    ``find`` and the bulk methods, for administrators' use cases only.)"""
+
+    async def find(self, patient_id: int) -> Patient | None:
+        """The patient, whoever owns it."""
+        ...
+
+    async def add_many(self, owner_id: int, rows: Sequence[PatientData]) -> Sequence[int]:
+        """Store validated ``rows`` for ``owner_id`` in the unit's transaction, fast (COPY
+        where the database has it); their ids, in order."""
+        ...
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Patient]:
+        """Up to ``limit`` patients with ids above ``after_id``, by id: an export's next
+        batch (every owner's when ``owner_id`` is None)."""
+        ...
 
     async def add(self, owner_id: int, data: PatientData) -> Patient: ...
 
@@ -90,6 +119,14 @@ class PatientRepository(Protocol):
 
 class DoctorRepository(Protocol):
     async def add(self, creator_id: int, data: DoctorData) -> Doctor: ...
+
+    async def add_many(self, creator_id: int, rows: Sequence[DoctorData]) -> Sequence[int]:
+        """As PatientRepository.add_many."""
+        ...
+
+    async def batch_after(self, after_id: int, limit: int) -> Sequence[Doctor]:
+        """As PatientRepository.batch_after."""
+        ...
 
     async def get(self, doctor_id: int) -> Doctor | None: ...
 
@@ -142,6 +179,12 @@ class MappingRepository(Protocol):
 
     async def delete(self, mapping_id: int) -> bool: ...
 
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Mapping]:
+        """As PatientRepository.batch_after (``owner_id``: the patients' owner)."""
+        ...
+
 
 class RefreshSessionRepository(Protocol):
     async def add(self, session: RefreshSession) -> None: ...
@@ -172,6 +215,11 @@ class AuditRepository(Protocol):
     """The append-only audit trail: events are added and read, never changed or removed."""
 
     async def add(self, events: Sequence[AuditEvent]) -> None: ...
+
+    async def add_for_each(self, event: AuditEvent, resource_ids: Sequence[int]) -> None:
+        """``event`` once for each of ``resource_ids`` (a bulk import's records), in the
+        unit's transaction."""
+        ...
 
     async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
         """Matching events, newest first."""

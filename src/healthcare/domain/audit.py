@@ -22,12 +22,23 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGE = "auth.password_change"  # noqa: S105 - an action's name
     USER_DEACTIVATE = "user.deactivate"
     USER_ACTIVATE = "user.activate"
+    USER_CREATE = "user.create"  # by an administrator; a sign-up is auth.register
+    USER_READ = "user.read"
+    USER_LIST = "user.list"
+    USER_SET_STAFF = "user.set_staff"
+    USER_SET_EMAIL = "user.set_email"
+    USER_SET_PASSWORD = "user.set_password"  # noqa: S105 - by an administrator
     PATIENT_CREATE = "patient.create"
     PATIENT_READ = "patient.read"
     PATIENT_UPDATE = "patient.update"
     PATIENT_DELETE = "patient.delete"
     PATIENT_LIST = "patient.list"
     PATIENT_DOCTORS = "patient.doctors"  # the doctors of one patient
+    PATIENT_IMPORT = "patient.import"  # one per record imported, and one for the import
+    PATIENT_EXPORT = "patient.export"
+    DOCTOR_IMPORT = "doctor.import"  # as patient.import
+    DOCTOR_EXPORT = "doctor.export"
+    MAPPING_EXPORT = "mapping.export"
     MAPPING_CREATE = "mapping.create"
     MAPPING_DELETE = "mapping.delete"
     MAPPING_LIST = "mapping.list"  # every mapping of the caller's patients
@@ -50,6 +61,7 @@ class AuditOutcome(StrEnum):
 class ResourceType(StrEnum):
     USER = "user"
     PATIENT = "patient"
+    DOCTOR = "doctor"
     MAPPING = "mapping"
 
 

@@ -19,11 +19,14 @@ class Gender(StrEnum):
     @classmethod
     def parse(cls, raw: str) -> Gender:
         """Accept any letter case; return the capitalised member."""
-        for member in cls:
-            if member.value.lower() == raw.strip().lower():
-                return member
+        member = _GENDERS.get(raw.strip().lower())
+        if member is not None:
+            return member
         allowed = ", ".join(m.value for m in cls)
         raise InvalidInput.single("gender", f"must be one of {allowed}")
+
+
+_GENDERS = {member.value.lower(): member for member in Gender}
 
 
 @value_object

@@ -24,7 +24,16 @@ from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.adapters.throttling.probe import RedisProbe
-from healthcare.application import auth, doctors, health, mappings, patients
+from healthcare.application import (
+    auth,
+    bulk,
+    doctors,
+    health,
+    mappings,
+    patients,
+    records,
+    users,
+)
 from healthcare.application.audit import Auditor, ListAuditEvents
 from healthcare.application.ports import (
     Clock,
@@ -158,6 +167,16 @@ class Container(containers.DeclarativeContainer):
     )
     set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock, auditor)
 
+    # Account management by an administrator (the admin interface and the command line).
+    list_users = providers.Factory(users.ListUsers, unit_of_work, auditor)
+    get_user = providers.Factory(users.GetUser, unit_of_work, auditor)
+    create_user = providers.Factory(users.CreateUser, unit_of_work, password_hasher, auditor)
+    set_user_staff = providers.Factory(users.SetUserStaff, unit_of_work, auditor)
+    set_user_email = providers.Factory(users.SetUserEmail, unit_of_work, auditor)
+    set_user_password = providers.Factory(
+        users.SetUserPassword, unit_of_work, password_hasher, clock, auditor
+    )
+
     create_patient = providers.Factory(patients.CreatePatient, unit_of_work, auditor)
     list_patients = providers.Factory(patients.ListPatients, unit_of_work, auditor)
     get_patient = providers.Factory(patients.GetPatient, unit_of_work, auditor)
@@ -179,6 +198,20 @@ class Container(containers.DeclarativeContainer):
     unassign_doctor = providers.Factory(mappings.UnassignDoctor, unit_of_work, auditor)
 
     list_audit_events = providers.Factory(ListAuditEvents, unit_of_work, auditor)
+
+    # Administrators over every owner's records, and bulk import/export (the command line).
+    identify_administrator = providers.Factory(records.IdentifyAdministrator, unit_of_work)
+    admin_list_patients = providers.Factory(records.AdminListPatients, unit_of_work, auditor)
+    admin_get_patient = providers.Factory(records.AdminGetPatient, unit_of_work, auditor)
+    admin_list_patient_mappings = providers.Factory(
+        records.AdminListPatientMappings, unit_of_work, auditor
+    )
+    admin_assign_doctor = providers.Factory(records.AdminAssignDoctor, unit_of_work, auditor)
+    import_patients = providers.Factory(bulk.ImportPatients, unit_of_work, auditor)
+    import_doctors = providers.Factory(bulk.ImportDoctors, unit_of_work, auditor)
+    export_patients = providers.Factory(bulk.ExportPatients, unit_of_work, auditor)
+    export_doctors = providers.Factory(bulk.ExportDoctors, unit_of_work, auditor)
+    export_mappings = providers.Factory(bulk.ExportMappings, unit_of_work, auditor)
 
     check_readiness = providers.Factory(health.CheckReadiness, database_probe, throttle_store_probe)
 

@@ -1,4 +1,8 @@
-"""The ``healthcare`` command: serve, migrate, and manage accounts."""
+"""The ``healthcare`` command: serve, migrate, manage accounts and records, import, export.
+
+Data commands act as the administrator named by ``--as USER`` (or HEALTHCARE_AS): the
+audit trail records them as that administrator's, from the client ``cli``.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,29 @@ import asyncio
 import os
 import shutil
 import sys
+from collections.abc import Callable
 
 import click
+from alembic.util import CommandError
 from granian import Granian
 from granian.constants import Interfaces, Loops
+from sqlalchemy.exc import OperationalError
 
 from healthcare.adapters.persistence.sqlalchemy import migrations
-from healthcare.domain.errors import Conflict, InvalidInput
-from healthcare.entrypoints.container import build_container, close_container
+from healthcare.domain.entities import Principal
+from healthcare.domain.errors import Conflict, InvalidInput, Unavailable
+from healthcare.entrypoints.cli.records import GROUPS
+from healthcare.entrypoints.cli.runtime import (
+    ACTING_ENV,
+    Invocation,
+    as_admin,
+    fail,
+    find_user,
+    print_json,
+    settings,
+)
+from healthcare.entrypoints.cli.transfer import export_group, import_group
+from healthcare.entrypoints.container import Container, build_container, close_container
 from healthcare.entrypoints.logs import configure_logging
 from healthcare.entrypoints.metrics_directory import prepare_multiprocess_directory
 from healthcare.entrypoints.settings import (
@@ -24,13 +43,22 @@ from healthcare.entrypoints.settings import (
 )
 
 
-@click.group()
-def cli() -> None:
-    """Healthcare records API."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--as",
+    "acting",
+    envvar=ACTING_ENV,
+    metavar="USER",
+    help=f"The administrator (username or email) data commands act as; or {ACTING_ENV}.",
+)
+@click.pass_context
+def cli(ctx: click.Context, acting: str | None) -> None:
+    """Healthcare records API: serve it, migrate its database, manage its records."""
     try:
         configure_logging()
     except ValueError as error:  # LOG_FORMAT
         raise click.ClickException(str(error)) from error
+    ctx.obj = Invocation(acting)
 
 
 @cli.command()
@@ -64,20 +92,78 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
     ).serve()
 
 
-@cli.command()
+@click.group()
+def db() -> None:
+    """Database migrations: upgrade, downgrade, current, history."""
+
+
+@click.command()
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Apply database migrations up to REVISION (default: the newest)."""
-    migrations.upgrade(load_database_url(), revision)
+    _migrate(migrations.upgrade, revision)
     click.echo(f"Database upgraded to {revision}.")
 
 
-@cli.command()
+@click.command()
 @click.argument("revision")
 def downgrade(revision: str) -> None:
     """Revert database migrations down to REVISION (`base` empties the database)."""
-    migrations.downgrade(load_database_url(), revision)
+    _migrate(migrations.downgrade, revision)
     click.echo(f"Database downgraded to {revision}.")
+
+
+def _migrate(step: Callable[[str, str], None], revision: str) -> None:
+    try:
+        step(_database_url(), revision)
+    except CommandError as error:
+        raise fail(str(error)) from error
+    except OperationalError as error:
+        raise fail(f"The database cannot be reached: {error.orig}") from error
+
+
+def _database_url() -> str:
+    try:
+        return load_database_url()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+def current(as_json: bool) -> None:
+    """The revision the database is at, and the newest the code knows."""
+    try:
+        revision = migrations.current(_database_url())
+    except OperationalError as error:
+        raise fail(f"The database cannot be reached: {error.orig}") from error
+    head = migrations.head()
+    if as_json:
+        print_json({"current": revision, "head": head})
+        return
+    state = "up to date" if revision == head else f"behind: the newest is {head}"
+    click.echo(f"{revision or 'none (never migrated)'} ({state})")
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+def history(as_json: bool) -> None:
+    """Every migration the code knows, newest first."""
+    revisions = migrations.history()
+    if as_json:
+        print_json([{"revision": r, "down_revision": d, "summary": s} for r, d, s in revisions])
+        return
+    for revision, parent, summary in revisions:
+        click.echo(
+            f"{parent or 'base'} -> {revision}: {summary.splitlines()[0] if summary else ''}"
+        )
+
+
+db.add_command(upgrade)
+db.add_command(downgrade)
+cli.add_command(upgrade)  # as before `db` existed
+cli.add_command(downgrade)
+cli.add_command(db)
 
 
 @cli.command()
@@ -92,7 +178,7 @@ def downgrade(revision: str) -> None:
 )
 def createsuperuser(username: str, email: str, password: str) -> None:
     """Create an administrator, held to the same rules as registration."""
-    container = build_container(_settings(create_secret=True))
+    container = build_container(settings())
 
     async def create() -> int:
         try:
@@ -108,10 +194,38 @@ def createsuperuser(username: str, email: str, password: str) -> None:
         for problem in error.errors:
             click.echo(f"{problem.field}: {problem.message}", err=True)
         sys.exit(1)
-    except Conflict as error:
+    except (Conflict, Unavailable) as error:
         click.echo(error.message, err=True)
         sys.exit(1)
     click.echo(f"Superuser {username!r} created with id {user_id}.")
+
+
+@cli.command()
+@click.argument("user")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The new password (prompted, hidden, when omitted).",
+)
+def changepassword(user: str, password: str) -> None:
+    """Set USER's password (username, email or id), held to the password rules; every
+    sign-in of USER's ends."""
+
+    async def work(container: Container, principal: Principal) -> str:
+        found = await find_user(container, principal, user)
+        await container.set_user_password()(principal, found.id, password)
+        return found.username
+
+    username = as_admin(work)
+    click.echo(f"Password of {username!r} changed.")
+
+
+for group in GROUPS:
+    cli.add_command(group)
+cli.add_command(import_group)
+cli.add_command(export_group)
 
 
 def _settings(*, create_secret: bool) -> Settings:

@@ -33,10 +33,12 @@ from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
     NO_PATIENT_FILTER,
+    NO_USER_FILTER,
     DoctorFilter,
     MappingFilter,
     PatientFilter,
     SortKey,
+    UserFilter,
     search_key,
 )
 from healthcare.domain.rules import identity_key
@@ -140,6 +142,11 @@ def _ordered(
     return Page(ordered[page.offset : page.offset + page.limit], len(ordered))
 
 
+def _first(items: Iterable[T], limit: int) -> list[T]:
+    """The first ``limit`` records by id."""
+    return sorted(items, key=lambda item: item.id)[:limit]  # type: ignore[attr-defined]
+
+
 def _contains(key: str | None, *texts: str) -> bool:
     return key is None or any(key in search_key(text) for text in texts)
 
@@ -231,6 +238,30 @@ class MemoryUserRepository(_Repository):
     async def set_password_hash(self, user_id: int, password_hash: str) -> User | None:
         return self._change(user_id, password_hash=password_hash)
 
+    async def set_staff(self, user_id: int, staff: bool) -> User | None:
+        return self._change(user_id, is_staff=staff)
+
+    async def set_email(self, user_id: int, email: str) -> User | None:
+        key = identity_key(email)
+        if any(identity_key(u.email) == key and u.id != user_id for u in self._t.users.values()):
+            self._workspace.wrote(None)
+            raise Conflict("A user with that email already exists", "email")
+        return self._change(user_id, email=email)
+
+    async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
+        found = (
+            u
+            for u in self._t.users.values()
+            if (
+                where.search is None
+                or where.search in identity_key(u.username)
+                or where.search in identity_key(u.email)
+            )
+            and (where.is_staff is None or u.is_staff == where.is_staff)
+            and (where.is_active is None or u.is_active == where.is_active)
+        )
+        return _page(found, page, key=lambda u: u.id)
+
     def _change(self, user_id: int, **changes: Any) -> User | None:
         user = self._t.users.get(user_id)
         if user is None:
@@ -260,6 +291,22 @@ class MemoryPatientRepository(_Repository):
         self._w.patients[patient.id] = patient
         self._workspace.wrote(patient.id)
         return patient
+
+    async def find(self, patient_id: int) -> Patient | None:
+        return self._t.patients.get(patient_id)
+
+    async def add_many(self, owner_id: int, rows: Sequence[PatientData]) -> Sequence[int]:
+        return [(await self.add(owner_id, data)).id for data in rows]
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Patient]:
+        found = (
+            p
+            for p in self._t.patients.values()
+            if p.id > after_id and (owner_id is None or p.created_by == owner_id)
+        )
+        return _first(found, limit)
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
         patient = self._t.patients.get(patient_id)
@@ -329,6 +376,12 @@ class MemoryDoctorRepository(_Repository):
     async def get(self, doctor_id: int) -> Doctor | None:
         return self._t.doctors.get(doctor_id)
 
+    async def add_many(self, creator_id: int, rows: Sequence[DoctorData]) -> Sequence[int]:
+        return [(await self.add(creator_id, data)).id for data in rows]
+
+    async def batch_after(self, after_id: int, limit: int) -> Sequence[Doctor]:
+        return _first((d for d in self._t.doctors.values() if d.id > after_id), limit)
+
     async def list(self, page: PageRequest, where: DoctorFilter = NO_DOCTOR_FILTER) -> Page[Doctor]:
         found = (
             d
@@ -389,6 +442,17 @@ class MemoryMappingRepository(_Repository):
         self._w.mappings[mapping_id] = (patient_id, doctor_id, _now())
         self._workspace.wrote(mapping_id)
         return self._mapping(mapping_id)
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Mapping]:
+        ids = sorted(
+            mid
+            for mid, (patient_id, _, _) in self._t.mappings.items()
+            if mid > after_id
+            and (owner_id is None or self._t.patients[patient_id].created_by == owner_id)
+        )
+        return [self._mapping(mid) for mid in ids[:limit]]
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
         row = self._t.mappings.get(mapping_id)
@@ -480,6 +544,9 @@ class MemoryAuditRepository(_Repository):
         for event in events:
             event_id = self._store.next_id()
             self._w.audit_events[event_id] = replace(event, id=event_id)
+
+    async def add_for_each(self, event: AuditEvent, resource_ids: Sequence[int]) -> None:
+        await self.add([replace(event, resource_id=rid) for rid in resource_ids])
 
     async def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
         found = [e for e in self._t.audit_events.values() if query.matches(e)]

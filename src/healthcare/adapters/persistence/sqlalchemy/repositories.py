@@ -15,7 +15,7 @@ whose keys are column names; WHERE parameters are prefixed ``b_`` to stay out of
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingType
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -57,10 +57,12 @@ from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
     NO_PATIENT_FILTER,
+    NO_USER_FILTER,
     DoctorFilter,
     MappingFilter,
     PatientFilter,
     SortKey,
+    UserFilter,
     search_key,
 )
 from healthcare.domain.rules import identity_key
@@ -198,6 +200,26 @@ _FIND_USER = (
 )
 
 
+# A filter's parameter and the condition it adds to the accounts listed.
+_USER_CONDITIONS: dict[str, Any] = {
+    "b_search": or_(
+        u.c.username_key.like(bindparam("b_search"), escape="/"),
+        u.c.email_key.like(bindparam("b_search"), escape="/"),
+    ),
+    "b_is_staff": u.c.is_staff == bindparam("b_is_staff"),
+    "b_is_active": u.c.is_active == bindparam("b_is_active"),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _filtered_users(given: frozenset[str]) -> tuple[Select[Any], Select[Any]]:
+    """A page of accounts narrowed by the filters ``given`` names, and its count."""
+    where = [condition for name, condition in _USER_CONDITIONS.items() if name in given]
+    rows = select(*_USER_COLUMNS).where(*where).order_by(u.c.id)
+    count = select(func.count()).select_from(u).where(*where)
+    return _paged(rows, count), count
+
+
 def _user(row: Any) -> User:
     (id_, username, email, password_hash, active, staff, superuser, created, updated) = row[:9]
     return User(
@@ -252,6 +274,29 @@ class SqlAlchemyUserRepository(_Repository):
     async def set_password_hash(self, user_id: int, password_hash: str) -> User | None:
         return await self._change(user_id, password_hash=password_hash)
 
+    async def set_staff(self, user_id: int, staff: bool) -> User | None:
+        return await self._change(user_id, is_staff=staff)
+
+    async def set_email(self, user_id: int, email: str) -> User | None:
+        try:
+            async with self._db.savepoint():  # as in add
+                return await self._change(user_id, email=email, email_key=identity_key(email))
+        except IntegrityError as error:
+            kind, subject = _violation(error)
+            if kind == _UNIQUE and "email_key" in subject:
+                raise Conflict(EMAIL_TAKEN, "email") from None
+            raise
+
+    async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
+        values = {
+            "b_search": None if where.search is None else _like(where.search),
+            "b_is_staff": where.is_staff,
+            "b_is_active": where.is_active,
+        }
+        given = {name: value for name, value in values.items() if value is not None}
+        statement, count = _filtered_users(frozenset(given))
+        return await self._page(statement, count, given, page, _user)
+
     async def _change(self, user_id: int, **values: Any) -> User | None:
         params = {"b_user_id": user_id, **values, "updated_at": _now()}
         row = (await self._db.write(_UPDATE_USER, params)).first()
@@ -302,6 +347,29 @@ _UPDATE_PATIENT_AT_VERSION = (
 )
 _DELETE_PATIENT_AT_VERSION = delete(p).where(_OWNED_PATIENT, _AT_PATIENT_VERSION).returning(p.c.id)
 
+
+_FIND_PATIENT = select(*_PATIENT_COLUMNS).where(p.c.id == bindparam("b_patient_id"))
+_PATIENTS_AFTER = (
+    select(*_PATIENT_COLUMNS)
+    .where(p.c.id > bindparam("b_after_id"))
+    .order_by(p.c.id)
+    .limit(bindparam("b_limit"))
+)
+_OWNER_PATIENTS_AFTER = _PATIENTS_AFTER.where(p.c.created_by == bindparam("b_owner_id"))
+# What a bulk import writes of each patient, in this order (the id comes from insert_many).
+_PATIENT_BULK_COLUMNS = (
+    "created_by",
+    "name",
+    "name_key",
+    "age",
+    "gender",
+    "phone",
+    "email",
+    "address",
+    "notes",
+    "created_at",
+    "updated_at",
+)
 
 _GENDERS = {gender.value: gender for gender in Gender}
 _PATIENT_ORDER = {
@@ -408,6 +476,39 @@ class SqlAlchemyPatientRepository(_Repository):
         row = (await self._db.write(_INSERT_PATIENT, params)).one()
         return _patient(row)
 
+    async def find(self, patient_id: int) -> Patient | None:
+        row = (await self._db.read(_FIND_PATIENT, {"b_patient_id": patient_id})).first()
+        return None if row is None else _patient(row)
+
+    async def add_many(self, owner_id: int, rows: Sequence[PatientData]) -> Sequence[int]:
+        now = _now()
+        values = [
+            (
+                owner_id,
+                data.name,
+                search_key(data.name),
+                data.age,
+                data.gender.value,
+                data.phone,
+                data.email,
+                data.address,
+                data.notes,
+                now,
+                now,
+            )
+            for data in rows
+        ]
+        return await self._db.insert_many(p, _PATIENT_BULK_COLUMNS, values)
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Patient]:
+        params: dict[str, Any] = {"b_after_id": after_id, "b_limit": limit}
+        statement = _PATIENTS_AFTER
+        if owner_id is not None:
+            statement, params["b_owner_id"] = _OWNER_PATIENTS_AFTER, owner_id
+        return [_patient(row) for row in (await self._db.read(statement, params)).all()]
+
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
         params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
         row = (await self._db.read(_GET_PATIENT, params)).first()
@@ -505,6 +606,24 @@ _UPDATE_DOCTOR_AT_VERSION = (
 _DELETE_DOCTOR_AT_VERSION = delete(d).where(_THE_DOCTOR, _AT_DOCTOR_VERSION).returning(d.c.id)
 
 
+_DOCTORS_AFTER = (
+    select(*_DOCTOR_COLUMNS)
+    .where(d.c.id > bindparam("b_after_id"))
+    .order_by(d.c.id)
+    .limit(bindparam("b_limit"))
+)
+_DOCTOR_BULK_COLUMNS = (
+    "created_by",
+    "name",
+    "name_key",
+    "specialization",
+    "specialization_key",
+    "email",
+    "phone",
+    "created_at",
+    "updated_at",
+)
+
 _DOCTOR_WIDTH = len(_DOCTOR_COLUMNS)
 
 
@@ -559,6 +678,28 @@ class SqlAlchemyDoctorRepository(_Repository):
         params = {"created_by": creator_id, **values, "created_at": now, "updated_at": now}
         row = (await self._db.write(_INSERT_DOCTOR, params)).one()
         return _doctor(row)
+
+    async def add_many(self, creator_id: int, rows: Sequence[DoctorData]) -> Sequence[int]:
+        now = _now()
+        values = [
+            (
+                creator_id,
+                data.name,
+                search_key(data.name),
+                data.specialization,
+                search_key(data.specialization),
+                data.email,
+                data.phone,
+                now,
+                now,
+            )
+            for data in rows
+        ]
+        return await self._db.insert_many(d, _DOCTOR_BULK_COLUMNS, values)
+
+    async def batch_after(self, after_id: int, limit: int) -> Sequence[Doctor]:
+        params = {"b_after_id": after_id, "b_limit": limit}
+        return [_doctor(row) for row in (await self._db.read(_DOCTORS_AFTER, params)).all()]
 
     async def get(self, doctor_id: int) -> Doctor | None:
         row = (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
@@ -690,6 +831,16 @@ _LIST_PATIENT_DOCTORS = _paged(_PATIENT_DOCTORS, _COUNT_PATIENT_MAPPINGS)
 _DELETE_MAPPING = delete(m).where(m.c.id == bindparam("b_mapping_id")).returning(m.c.id)
 
 
+_MAPPINGS_AFTER = (
+    select(*_MAPPING_COLUMNS)
+    .select_from(_WITH_DOCTOR)
+    .where(m.c.id > bindparam("b_after_id"))
+    .order_by(m.c.id)
+    .limit(bindparam("b_limit"))
+)
+_OWNER_MAPPINGS_AFTER = _MAPPINGS_AFTER.where(_OWNED_MAPPINGS)
+
+
 def _key_shared(table: Any, key: str, *more: Any) -> Any:
     """The row with id ``key`` (and ``more`` conditions) exists, and is locked against
     deletion until commit."""
@@ -792,6 +943,15 @@ class SqlAlchemyMappingRepository(_Repository):
         if (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first() is None:
             return NotFound("Doctor", doctor_id)
         return Conflict(ALREADY_ASSIGNED)
+
+    async def batch_after(
+        self, owner_id: int | None, after_id: int, limit: int
+    ) -> Sequence[Mapping]:
+        params: dict[str, Any] = {"b_after_id": after_id, "b_limit": limit}
+        statement = _MAPPINGS_AFTER
+        if owner_id is not None:
+            statement, params["b_owner_id"] = _OWNER_MAPPINGS_AFTER, owner_id
+        return [_mapping(row) for row in (await self._db.read(statement, params)).all()]
 
     async def get(self, owner_id: int, mapping_id: int) -> Mapping | None:
         params = {"b_mapping_id": mapping_id, "b_owner_id": owner_id}

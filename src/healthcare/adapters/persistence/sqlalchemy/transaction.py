@@ -44,9 +44,11 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -221,6 +223,14 @@ class Transaction(Protocol):
         ``write_at_commit``; PostgreSQL takes several by COPY."""
         ...
 
+    async def insert_many(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        """Insert ``rows`` (values of ``columns``, as the database stores them) into
+        ``table`` now, in the transaction; their new ids, in order. PostgreSQL draws the ids
+        from the table's sequence and sends the rows by COPY: a bulk import's path."""
+        ...
+
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """Statements inside are undone, and the transaction stays usable, if they fail."""
         ...
@@ -363,6 +373,17 @@ class EngineTransaction(_FinalRowState):
     async def append_at_commit(self, table: Table, rows: Sequence[Params]) -> None:
         await self.write_at_commit(_insert_into(table), rows)
 
+    async def insert_many(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        _refuse_after_final(self._final)
+        if not rows:
+            return []
+        statement = _insert_returning_ids(table)
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+        result = await self._finished((await self._connected()).execute(statement, params))
+        return [row[0] for row in result.all()]
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         nested = (await self._connected()).begin_nested()
@@ -437,6 +458,46 @@ class _Copy:
 
 _Deferred = tuple[_Compiled, list[dict[str, Any]]] | _Copy
 _COPIES: dict[tuple[Table, tuple[str, ...]], _CopyInto] = {}
+
+
+_COPY_ROWS_PER_WRITE = 1000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def _copy_text(value: Any) -> str:
+    """``value`` in COPY's text format: NULL is \\N; backslash, tab, newline and carriage
+    return are escaped. (Values are text, whole numbers, booleans or aware datetimes.)"""
+    kind = value.__class__
+    if kind is str:
+        text: str = value
+        return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+    if value is None:
+        return "\\N"
+    if kind is bool:
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    return str(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _timestamp(value: datetime) -> str:
+    """(Cached: a bulk insert gives every row the same times.)"""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")  # as DateTimeUTC refuses them
+    return value.isoformat()
+
+
+# Ids for a bulk insert, drawn from the table's own sequence (a serial "id" column).
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+
+
+@functools.cache
+def _insert_returning_ids(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 @functools.cache
@@ -642,6 +703,40 @@ class DriverTransaction(_FinalRowState):
             # against a prepared INSERT per row (250-row batches of audit events).
             copy = _copy_into(table, tuple(rows[0]), self._dialect)
             self._deferred.append(copy.with_rows(rows))
+
+    async def insert_many(
+        self, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> list[int]:
+        self._writable()
+        if not rows:
+            return []
+        driver = await self._connected()
+        await self._begin(driver)
+        quote = self._dialect.identifier_preparer.quote
+        names = ", ".join(quote(name) for name in ("id", *columns))
+        copy_sql = f"COPY {quote(table.name)} ({names}) FROM STDIN"
+        sql = _NEXT_IDS
+        try:
+            async with driver.cursor() as cursor:
+                await cursor.execute(sql, (table.name, len(rows)))
+                ids: list[int] = [row[0] for row in await cursor.fetchall()]
+                sql = copy_sql
+                async with cursor.copy(copy_sql) as copy:
+                    # COPY's text format built here: a third of write_row's CPU per row.
+                    for start in range(0, len(rows), _COPY_ROWS_PER_WRITE):
+                        lines = [
+                            "\t".join([str(row_id), *map(_copy_text, row)])
+                            for row_id, row in zip(
+                                ids[start : start + _COPY_ROWS_PER_WRITE],
+                                rows[start : start + _COPY_ROWS_PER_WRITE],
+                                strict=True,
+                            )
+                        ]
+                        lines.append("")
+                        await copy.write("\n".join(lines).encode())
+        except psycopg.Error as error:
+            raise self._translated(error, sql) from error
+        return ids
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

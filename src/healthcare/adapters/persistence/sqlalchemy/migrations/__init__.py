@@ -7,6 +7,7 @@ from synchronous code, or from async code through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -40,6 +41,19 @@ def head() -> str:
     return revision
 
 
+def history() -> list[tuple[str, str | None, str]]:
+    """Every revision the code knows, newest first: (revision, its parent, its summary)."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return [
+        (str(rev.revision), _parent(rev.down_revision), (rev.doc or "").strip())
+        for rev in script.walk_revisions()
+    ]
+
+
+def _parent(down: str | Sequence[str] | None) -> str | None:
+    return down if down is None or isinstance(down, str) else ",".join(down)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
@@ -66,4 +80,4 @@ def _revision_of(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-__all__ = ["SCRIPT_LOCATION", "alembic_config", "current", "downgrade", "upgrade"]
+__all__ = ["SCRIPT_LOCATION", "alembic_config", "current", "downgrade", "history", "upgrade"]
