@@ -52,16 +52,18 @@ class UserRepository(Protocol):
 
 
 class PatientRepository(Protocol):
-    """Every method is scoped to an owner: another user's patient does not exist."""
+    """Every method is scoped to an owner: another user's patient does not exist (only an
+    administrator's list may span every owner)."""
 
     async def add(self, owner_id: int, data: PatientData) -> Patient: ...
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None: ...
 
     async def list(
-        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+        self, owner_id: int | None, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
     ) -> Page[Patient]:
-        """The owner's patients that ``where`` admits, in its order then by id."""
+        """The owner's patients that ``where`` admits, in its order then by id; every
+        owner's when ``owner_id`` is None (for administrators)."""
         ...
 
     async def update(

@@ -58,10 +58,15 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
+    admin_session_idle_minutes: int = 30  # an admin session ends after this long unused
 
     @property
     def audit_flush_seconds(self) -> float:
         return self.audit_flush_ms / 1000
+
+    @property
+    def admin_session_idle(self) -> timedelta:
+        return timedelta(minutes=self.admin_session_idle_minutes)
 
     @property
     def throttle_backend(self) -> str:
@@ -116,6 +121,7 @@ def load_settings(
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        admin_session_idle_minutes=_int(values, "ADMIN_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
     )
 
 

@@ -7,6 +7,8 @@ from litestar.config.cors import CORSConfig
 from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.openapi.spec import Schema
 
+from healthcare.entrypoints.admin.session import SessionCodec
+from healthcare.entrypoints.admin.views import admin_router, remember_admin
 from healthcare.entrypoints.container import Container, close_container, use_cases
 from healthcare.entrypoints.http.bodies import (
     BODY_MEDIA_TYPES,
@@ -46,6 +48,7 @@ def create_app(container: Container) -> Litestar:
         await close_container(container)
 
     options = TruthfulOptions()
+    admin_codec = SessionCodec(settings.secret_key, settings.admin_session_idle)
 
     app = Litestar(
         route_handlers=[
@@ -62,6 +65,7 @@ def create_app(container: Container) -> Litestar:
             PatientController,
             DoctorController,
             MappingController,
+            admin_router(admin_codec, container.token_service(), container.clock()),
         ],
         dependencies={
             "principal": principal_dependency(container.token_service()),
@@ -82,6 +86,7 @@ def create_app(container: Container) -> Litestar:
     )
     options.learn(app)
     trust_proxies(app.state, settings.trusted_proxies)
+    remember_admin(app.state, admin_codec, container.token_service(), container.clock())
     if settings.docs_enabled:
         _describe_request_bodies(app)
         document_preconditions(

@@ -305,6 +305,7 @@ _PATIENT_ORDER = {
 
 # A filter's parameter and the condition it adds to an owner's patients.
 _PATIENT_CONDITIONS: dict[str, Any] = {
+    "b_owner_id": p.c.created_by == bindparam("b_owner_id"),  # absent: every owner's
     "b_search": p.c.name_key.like(bindparam("b_search"), escape="/"),
     "b_gender": p.c.gender == bindparam("b_gender"),
     "b_min_age": p.c.age >= bindparam("b_min_age"),
@@ -318,11 +319,11 @@ _PATIENT_CONDITIONS: dict[str, Any] = {
 def _filtered_patients(
     given: frozenset[str], ordering: tuple[SortKey, ...]
 ) -> tuple[Select[Any], Select[Any]]:
-    """A page of an owner's patients narrowed by the filters ``given`` names, and its count:
-    built once per combination, so each is compiled once (see transaction.py). A name search
-    is a trigram index scan on PostgreSQL (migration 0006), a scan on SQLite."""
-    where = [p.c.created_by == bindparam("b_owner_id")]
-    where += [condition for name, condition in _PATIENT_CONDITIONS.items() if name in given]
+    """A page of an owner's (or, without ``b_owner_id``, everyone's) patients narrowed by the
+    filters ``given`` names, and its count: built once per combination, so each is compiled
+    once (see transaction.py). A name search is a trigram index scan on PostgreSQL
+    (migration 0006), a scan on SQLite."""
+    where = [condition for name, condition in _PATIENT_CONDITIONS.items() if name in given]
     rows = select(*_PATIENT_COLUMNS).where(*where)
     rows = rows.order_by(*_order(ordering, _PATIENT_ORDER, p.c.id))
     count = select(func.count()).select_from(p).where(*where)
@@ -380,14 +381,14 @@ class SqlAlchemyPatientRepository(_Repository):
         return None if row is None else _patient(row)
 
     async def list(
-        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+        self, owner_id: int | None, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
     ) -> Page[Patient]:
-        params = {"b_owner_id": owner_id}
-        if where.is_empty:  # the plain page: its total from the owner's count row
+        params = {} if owner_id is None else {"b_owner_id": owner_id}
+        if where.is_empty and owner_id is not None:  # its total from the owner's count row
             return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
-        values = _patient_filter_params(where)
+        values = {**params, **_patient_filter_params(where)}
         statement, count = _filtered_patients(frozenset(values), where.ordering)
-        return await self._page(statement, count, {**params, **values}, page, _patient)
+        return await self._page(statement, count, values, page, _patient)
 
     async def update(
         self,
