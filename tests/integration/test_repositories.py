@@ -38,6 +38,8 @@ from healthcare.domain.entities import (
     User,
 )
 from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
+from healthcare.domain.listing import UserFilter
+from healthcare.domain.rules import identity_key
 from tests.integration.conftest import UowFactory
 
 T = TypeVar("T")
@@ -157,6 +159,67 @@ async def test_racing_registrations_of_one_username_give_one_conflict(
         return_exceptions=True,
     )
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "User"]
+
+
+async def test_user_flags_email_and_password_hash_change(new_uow: UowFactory) -> None:
+    user = await add_user(new_uow)
+    other = await add_user(new_uow)
+    async with new_uow() as uow:
+        staff = await uow.users.set_staff(user.id, True)
+        inactive = await uow.users.set_active(user.id, False)
+        rehashed = await uow.users.set_password_hash(user.id, "new-hash")
+        assert await uow.users.set_staff(10**12, True) is None
+        assert await uow.users.set_email(10**12, "x@example.org") is None
+        await uow.commit()
+    assert staff is not None and staff.is_staff
+    assert inactive is not None and not inactive.is_active and inactive.is_staff
+    assert rehashed is not None and rehashed.password_hash == "new-hash"
+    async with new_uow() as uow:
+        with pytest.raises(Conflict) as caught:
+            await uow.users.set_email(user.id, other.email.upper())
+        assert caught.value.field == "email"
+        # The transaction goes on after the refusal, and one's own email in another case is
+        # no conflict.
+        renamed = await uow.users.set_email(user.id, user.email.upper())
+        await uow.commit()
+    assert renamed is not None and renamed.email == user.email.upper()
+    async with new_uow() as uow:
+        stored = await uow.users.get(user.id)
+        assert stored == renamed
+        assert await uow.users.find_by_login(user.email.lower()) == renamed
+
+
+async def test_user_list_searches_filters_and_pages(new_uow: UowFactory) -> None:
+    tag = uuid.uuid4().hex[:10]
+    first = await add_user(new_uow, f"Zed_{tag}_one")
+    second = await add_user(new_uow, f"zed_{tag}_two")
+    async with new_uow() as uow:
+        third = await uow.users.add(NewUser(f"plain-{tag}", f"ZED_{tag}@example.org", "h"))
+        await uow.users.set_staff(second.id, True)
+        await uow.users.set_active(third.id, False)
+        await uow.commit()
+    search = f"zed_{tag}".upper()  # any letter case, and "_" is no wildcard
+    async with new_uow() as uow:
+        page = await uow.users.list(PageRequest(), UserFilter(search=identity_key(search)))
+        assert [u.id for u in page.items] == [first.id, second.id, third.id]
+        assert page.total == 3
+        key = identity_key(search)
+        staff = await uow.users.list(PageRequest(), UserFilter(key, is_staff=True))
+        assert ([u.id for u in staff.items], staff.total) == ([second.id], 1)
+        active = await uow.users.list(
+            PageRequest(), UserFilter(key, is_staff=False, is_active=True)
+        )
+        assert [u.id for u in active.items] == [first.id]
+        inactive = await uow.users.list(PageRequest(), UserFilter(key, is_active=False))
+        assert [u.id for u in inactive.items] == [third.id]
+        paged = await uow.users.list(PageRequest(limit=1, offset=1), UserFilter(key))
+        assert ([u.id for u in paged.items], paged.total) == ([second.id], 3)
+        past = await uow.users.list(PageRequest(limit=1, offset=5), UserFilter(key))
+        assert (list(past.items), past.total) == ([], 3)
+        nothing = await uow.users.list(PageRequest(), UserFilter(identity_key(f"{tag}%x")))
+        assert nothing.total == 0
+        everyone = await uow.users.list(PageRequest(limit=1))
+        assert everyone.total >= 3
 
 
 # Patients -------------------------------------------------------------------------------

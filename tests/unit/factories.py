@@ -150,5 +150,5 @@ class Core:
         return self.store.tables.refresh_sessions[claims.session_id]
 
     def deactivate(self, user: User) -> None:
-        # No use case deactivates an account yet (the admin interface will): edit the store.
+        # Straight into the store, without an administrator or an audit event.
         self.store.tables.users[user.id] = replace(user, is_active=False)

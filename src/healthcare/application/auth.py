@@ -14,6 +14,7 @@ from healthcare.application.ports import (
     TokenService,
     UnitOfWork,
 )
+from healthcare.application.users import refuse_unless_may_manage, replace_password
 from healthcare.domain.audit import NOWHERE, AuditAction, AuditOutcome, Origin, ResourceType
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
 from healthcare.domain.errors import (
@@ -293,12 +294,9 @@ class ChangePassword:
                 raise InvalidInput.single("current_password", "is not your current password")
             if errors := password_errors(new, user.username):
                 raise InvalidInput([FieldError("new_password", e.message) for e in errors])
-            new_hash = await self._hasher.hash(new)
-            async with self._uow as uow:
-                await uow.users.set_password_hash(user.id, new_hash)
-                await uow.refresh_sessions.revoke_all_for_user(user.id, self._clock.now())
-                await audit.stage(uow)
-                await uow.commit()
+            await replace_password(
+                self._uow, self._hasher, self._clock, audit, user_id=user.id, password=new
+            )
 
 
 class SetUserActive:
@@ -321,6 +319,9 @@ class SetUserActive:
             if user_id == principal.user_id and not active:
                 raise InvalidInput.single("user", "administrators cannot deactivate themselves")
             async with self._uow as uow:
+                target = await uow.users.get(user_id)
+                if target is not None:
+                    await refuse_unless_may_manage(uow.users, principal, target)
                 user = await uow.users.set_active(user_id, active)
                 if user is None:
                     raise NotFound("User", user_id)

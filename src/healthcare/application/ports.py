@@ -25,9 +25,11 @@ from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
     NO_PATIENT_FILTER,
+    NO_USER_FILTER,
     DoctorFilter,
     MappingFilter,
     PatientFilter,
+    UserFilter,
 )
 
 
@@ -41,6 +43,16 @@ class UserRepository(Protocol):
     async def set_active(self, user_id: int, active: bool) -> User | None: ...
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> User | None: ...
+
+    async def set_staff(self, user_id: int, staff: bool) -> User | None: ...
+
+    async def set_email(self, user_id: int, email: str) -> User | None:
+        """Raises Conflict if another account has that email (in any letter case)."""
+        ...
+
+    async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
+        """The accounts that ``where`` admits, by id."""
+        ...
 
     async def find_by_login(self, username_or_email: str) -> User | None:
         """Find by email or username, compared case-insensitively.

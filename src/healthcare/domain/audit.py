@@ -22,6 +22,12 @@ class AuditAction(StrEnum):
     PASSWORD_CHANGE = "auth.password_change"  # noqa: S105 - an action's name
     USER_DEACTIVATE = "user.deactivate"
     USER_ACTIVATE = "user.activate"
+    USER_CREATE = "user.create"  # by an administrator; a sign-up is auth.register
+    USER_READ = "user.read"
+    USER_LIST = "user.list"
+    USER_SET_STAFF = "user.set_staff"
+    USER_SET_EMAIL = "user.set_email"
+    USER_SET_PASSWORD = "user.set_password"  # noqa: S105 - by an administrator
     PATIENT_CREATE = "patient.create"
     PATIENT_READ = "patient.read"
     PATIENT_UPDATE = "patient.update"

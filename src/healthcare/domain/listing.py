@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from healthcare.domain.entities import Gender
 from healthcare.domain.errors import FieldError, InvalidInput
-from healthcare.domain.rules import AGE_MAX, AGE_MIN, NAME_MAX
+from healthcare.domain.rules import AGE_MAX, AGE_MIN, NAME_MAX, identity_key
 from healthcare.domain.values import value_object
 
 PATIENT_ORDERING = ("name", "age", "created_at", "updated_at", "id")
@@ -70,6 +70,17 @@ class MappingFilter:
         return self == NO_MAPPING_FILTER
 
 
+@value_object
+class UserFilter:
+    """Accounts whose username or email contains ``search`` (ignoring case), with the staff
+    and active flags asked for; ordered by id."""
+
+    search: str | None = None  # an identity_key
+    is_staff: bool | None = None
+    is_active: bool | None = None
+
+
+NO_USER_FILTER = UserFilter()
 NO_PATIENT_FILTER = PatientFilter()
 NO_DOCTOR_FILTER = DoctorFilter()
 NO_MAPPING_FILTER = MappingFilter()
@@ -165,6 +176,21 @@ def mapping_filter(
     if errors:
         raise InvalidInput(errors)
     return MappingFilter(patient_id, doctor_id, keys)
+
+
+def user_filter(
+    *, search: str | None = None, is_staff: bool | None = None, is_active: bool | None = None
+) -> UserFilter:
+    errors: list[FieldError] = []
+    found = _search(errors, search)
+    if errors:
+        raise InvalidInput(errors)
+    # Usernames and emails are compared by identity_key; search them the same way.
+    return UserFilter(
+        None if search is None or found is None else identity_key(search.strip()),
+        is_staff,
+        is_active,
+    )
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -21,7 +21,7 @@ from healthcare.adapters.security.passwords import BcryptPasswordHasher
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
-from healthcare.application import auth, doctors, health, mappings, patients
+from healthcare.application import auth, doctors, health, mappings, patients, users
 from healthcare.application.audit import Auditor, ListAuditEvents
 from healthcare.application.ports import (
     Clock,
@@ -139,6 +139,16 @@ class Container(containers.DeclarativeContainer):
         auth.ChangePassword, unit_of_work, password_hasher, clock, auditor
     )
     set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock, auditor)
+
+    # Account management by an administrator (the admin interface and the command line).
+    list_users = providers.Factory(users.ListUsers, unit_of_work, auditor)
+    get_user = providers.Factory(users.GetUser, unit_of_work, auditor)
+    create_user = providers.Factory(users.CreateUser, unit_of_work, password_hasher, auditor)
+    set_user_staff = providers.Factory(users.SetUserStaff, unit_of_work, auditor)
+    set_user_email = providers.Factory(users.SetUserEmail, unit_of_work, auditor)
+    set_user_password = providers.Factory(
+        users.SetUserPassword, unit_of_work, password_hasher, clock, auditor
+    )
 
     create_patient = providers.Factory(patients.CreatePatient, unit_of_work, auditor)
     list_patients = providers.Factory(patients.ListPatients, unit_of_work, auditor)

@@ -33,10 +33,12 @@ from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
     NO_PATIENT_FILTER,
+    NO_USER_FILTER,
     DoctorFilter,
     MappingFilter,
     PatientFilter,
     SortKey,
+    UserFilter,
     search_key,
 )
 from healthcare.domain.rules import identity_key
@@ -230,6 +232,30 @@ class MemoryUserRepository(_Repository):
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> User | None:
         return self._change(user_id, password_hash=password_hash)
+
+    async def set_staff(self, user_id: int, staff: bool) -> User | None:
+        return self._change(user_id, is_staff=staff)
+
+    async def set_email(self, user_id: int, email: str) -> User | None:
+        key = identity_key(email)
+        if any(identity_key(u.email) == key and u.id != user_id for u in self._t.users.values()):
+            self._workspace.wrote(None)
+            raise Conflict("A user with that email already exists", "email")
+        return self._change(user_id, email=email)
+
+    async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
+        found = (
+            u
+            for u in self._t.users.values()
+            if (
+                where.search is None
+                or where.search in identity_key(u.username)
+                or where.search in identity_key(u.email)
+            )
+            and (where.is_staff is None or u.is_staff == where.is_staff)
+            and (where.is_active is None or u.is_active == where.is_active)
+        )
+        return _page(found, page, key=lambda u: u.id)
 
     def _change(self, user_id: int, **changes: Any) -> User | None:
         user = self._t.users.get(user_id)

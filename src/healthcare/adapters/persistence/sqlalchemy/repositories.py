@@ -55,10 +55,12 @@ from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
     NO_PATIENT_FILTER,
+    NO_USER_FILTER,
     DoctorFilter,
     MappingFilter,
     PatientFilter,
     SortKey,
+    UserFilter,
     search_key,
 )
 from healthcare.domain.rules import identity_key
@@ -188,6 +190,26 @@ _FIND_USER = (
 )
 
 
+# A filter's parameter and the condition it adds to the accounts listed.
+_USER_CONDITIONS: dict[str, Any] = {
+    "b_search": or_(
+        u.c.username_key.like(bindparam("b_search"), escape="/"),
+        u.c.email_key.like(bindparam("b_search"), escape="/"),
+    ),
+    "b_is_staff": u.c.is_staff == bindparam("b_is_staff"),
+    "b_is_active": u.c.is_active == bindparam("b_is_active"),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _filtered_users(given: frozenset[str]) -> tuple[Select[Any], Select[Any]]:
+    """A page of accounts narrowed by the filters ``given`` names, and its count."""
+    where = [condition for name, condition in _USER_CONDITIONS.items() if name in given]
+    rows = select(*_USER_COLUMNS).where(*where).order_by(u.c.id)
+    count = select(func.count()).select_from(u).where(*where)
+    return _paged(rows, count), count
+
+
 def _user(row: Any) -> User:
     (id_, username, email, password_hash, active, staff, superuser, created, updated) = row[:9]
     return User(
@@ -241,6 +263,29 @@ class SqlAlchemyUserRepository(_Repository):
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> User | None:
         return await self._change(user_id, password_hash=password_hash)
+
+    async def set_staff(self, user_id: int, staff: bool) -> User | None:
+        return await self._change(user_id, is_staff=staff)
+
+    async def set_email(self, user_id: int, email: str) -> User | None:
+        try:
+            async with self._db.savepoint():  # as in add
+                return await self._change(user_id, email=email, email_key=identity_key(email))
+        except IntegrityError as error:
+            kind, subject = _violation(error)
+            if kind == _UNIQUE and "email_key" in subject:
+                raise Conflict(EMAIL_TAKEN, "email") from None
+            raise
+
+    async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
+        values = {
+            "b_search": None if where.search is None else _like(where.search),
+            "b_is_staff": where.is_staff,
+            "b_is_active": where.is_active,
+        }
+        given = {name: value for name, value in values.items() if value is not None}
+        statement, count = _filtered_users(frozenset(given))
+        return await self._page(statement, count, given, page, _user)
 
     async def _change(self, user_id: int, **values: Any) -> User | None:
         params = {"b_user_id": user_id, **values, "updated_at": _now()}
