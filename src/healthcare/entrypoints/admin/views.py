@@ -14,7 +14,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 
 from healthcare.application.audit import ListAuditEvents
-from healthcare.application.auth import GetCurrentUser, Login
+from healthcare.application.auth import GetCurrentUser, Login, SetUserActive
 from healthcare.application.doctors import (
     CreateDoctor,
     DeleteDoctor,
@@ -36,6 +36,14 @@ from healthcare.application.patients import (
     UpdatePatient,
 )
 from healthcare.application.ports import Clock, TokenService
+from healthcare.application.users import (
+    CreateUser,
+    GetUser,
+    ListUsers,
+    SetUserEmail,
+    SetUserPassword,
+    SetUserStaff,
+)
 from healthcare.domain.audit import (
     AuditAction,
     AuditEvent,
@@ -43,7 +51,7 @@ from healthcare.domain.audit import (
     AuditQuery,
     ResourceType,
 )
-from healthcare.domain.entities import Doctor, DoctorData, Gender, Patient
+from healthcare.domain.entities import Doctor, DoctorData, Gender, Patient, User
 from healthcare.domain.errors import (
     AuthenticationFailed,
     Conflict,
@@ -54,7 +62,7 @@ from healthcare.domain.errors import (
     NotFound,
     TooManyAttempts,
 )
-from healthcare.domain.listing import doctor_filter, patient_filter
+from healthcare.domain.listing import doctor_filter, patient_filter, user_filter
 from healthcare.domain.rules import parse_patient
 from healthcare.entrypoints.admin.session import COOKIE, AdminSession, SessionCodec
 from healthcare.entrypoints.admin.web import (
@@ -135,24 +143,48 @@ async def home(*, admin: Admin) -> Response[Any]:
 # Patients --------------------------------------------------------------------------------
 
 
+async def _owner_id(get_user: GetUser, admin: Visit, login: str | None) -> int | None:
+    """The account a form or filter names by username or email (None when left empty)."""
+    if not login or not login.strip():
+        return None
+    try:
+        return (await get_user.login(admin.principal, login.strip())).id
+    except NotFound as unknown:
+        raise InvalidInput.single("owner", "is not a known username or email") from unknown
+
+
 @get("/patients")
 async def patients(
-    *, admin: Admin, list_patients: NamedDependency[ListPatients], request: Request[Any, Any, Any]
+    *,
+    admin: Admin,
+    list_patients: NamedDependency[ListPatients],
+    get_user: NamedDependency[GetUser],
+    request: Request[Any, Any, Any],
 ) -> Response[Any]:
     q = request.query_params
     number, paging = _paging(q.get("page"))
     sort = _sort(q.get("sort"), PATIENT_SORTS, "name")
+    owners: dict[int, str] = {}
 
     async def load() -> Page[Patient]:
-        errors: list[FieldError] = []
-        owner = whole_number(q.get("owner"), "owner", errors, required=False)
-        if errors:
-            raise InvalidInput(errors)
         where = patient_filter(search=q.get("q"), gender=q.get("gender") or None, ordering=sort)
-        return await list_patients(admin.principal, paging, where, owner_id=owner, every_owner=True)
+        owner = await _owner_id(get_user, admin, q.get("owner"))
+        found = await list_patients(
+            admin.principal, paging, where, owner_id=owner, every_owner=True
+        )
+        # Each owner shown is an account read, audited as such.
+        for owner_id in sorted({p.created_by for p in found.items}):
+            owners[owner_id] = (await get_user(admin.principal, owner_id)).username
+        return found
 
     return await admin.listing(
-        "patients.html", load, sort=sort, number=number, genders=GENDERS, sorts=PATIENT_SORTS
+        "patients.html",
+        load,
+        sort=sort,
+        number=number,
+        genders=GENDERS,
+        sorts=PATIENT_SORTS,
+        owners=owners,
     )
 
 
@@ -180,37 +212,39 @@ def _patient_from(form: Any) -> Any:
 
 @get("/patients/new")
 async def new_patient(*, admin: Admin) -> Response[Any]:
-    return admin.page(
-        "patient_form.html",
-        patient=None,
-        values={"owner": str(admin.principal.user_id)},
-        errors={},
-        genders=GENDERS,
-    )
+    values = {"owner": admin.user.username if admin.user else ""}
+    return admin.page("patient_form.html", patient=None, values=values, errors={}, genders=GENDERS)
 
 
 @post("/patients/new", status_code=200)
 async def create_patient(
-    *, admin: Admin, create_patient: NamedDependency[CreatePatient]
+    *,
+    admin: Admin,
+    create_patient: NamedDependency[CreatePatient],
+    get_user: NamedDependency[GetUser],
 ) -> Response[Any]:
     form = await admin.form()
-    errors: list[FieldError] = []
-    owner = whole_number(form_text(form, "owner"), "owner", errors)
+    errors: dict[str, list[str]] = {}
+    owner = None
+    try:
+        owner = await _owner_id(get_user, admin, form_text(form, "owner"))
+        if owner is None:
+            raise InvalidInput.single("owner", "is required")
+    except InvalidInput as unknown:
+        errors = field_errors(unknown)
     try:
         data = _patient_from(form)
-        if errors:
-            raise InvalidInput(errors)
-        patient = await create_patient(admin.principal, data, owner_id=owner)
+        if owner is not None:
+            patient = await create_patient(admin.principal, data, owner_id=owner)
     except (InvalidInput, Conflict, Forbidden) as refused:
-        found = field_errors(refused)
-        for e in errors:
-            found.setdefault(e.field, []).append(e.message)
+        errors |= field_errors(refused)
+    if errors or owner is None:
         return admin.page(
             "patient_form.html",
             status=400,
             patient=None,
             values=dict(form),
-            errors=found,
+            errors=errors,
             genders=GENDERS,
         )
     return admin.redirect(f"/admin/patients/{patient.created_by}/{patient.id}?saved=1")
@@ -469,6 +503,156 @@ async def delete_doctor(
     return admin.redirect("/admin/doctors")
 
 
+# Users -----------------------------------------------------------------------------------
+
+_FLAGS = {"yes": True, "no": False}
+
+
+@get("/users")
+async def users(
+    *, admin: Admin, list_users: NamedDependency[ListUsers], request: Request[Any, Any, Any]
+) -> Response[Any]:
+    q = request.query_params
+    number, paging = _paging(q.get("page"))
+
+    async def load() -> Page[User]:
+        where = user_filter(
+            search=q.get("q"),
+            is_staff=_FLAGS.get(q.get("staff") or ""),
+            is_active=_FLAGS.get(q.get("active") or ""),
+        )
+        return await list_users(admin.principal, paging, where)
+
+    return await admin.listing("users.html", load, number=number)
+
+
+@get("/users/new")
+async def new_user(*, admin: Admin) -> Response[Any]:
+    return admin.page("user_form.html", account=None, values={}, errors={})
+
+
+def _checked(form: Mapping[str, Any], name: str) -> bool:
+    return form_text(form, name) == "on"
+
+
+@post("/users/new", status_code=200)
+async def create_user(*, admin: Admin, create_user: NamedDependency[CreateUser]) -> Response[Any]:
+    form = await admin.form()
+    try:
+        account = await create_user(
+            admin.principal,
+            form_text(form, "username").strip(),
+            form_text(form, "email").strip(),
+            form_text(form, "password"),
+            is_staff=_checked(form, "is_staff"),
+            is_superuser=_checked(form, "is_superuser"),
+        )
+    except (InvalidInput, Conflict, Forbidden) as refused:
+        values = {k: v for k, v in form.items() if k != "password"}  # never echoed back
+        return admin.page(
+            "user_form.html", status=400, account=None, values=values, errors=field_errors(refused)
+        )
+    return admin.redirect(f"/admin/users/{account.id}?saved=1")
+
+
+async def _user_page(
+    admin: Visit,
+    account: User,
+    *,
+    errors: Mapping[str, list[str]] | None = None,
+    form: Mapping[str, Any] | None = None,
+    saved: bool = False,
+) -> Response[Any]:
+    values = (
+        dict(form)
+        if form is not None
+        else {
+            "email": account.email,
+            "is_staff": "on" if account.is_staff else "",
+            "is_active": "on" if account.is_active else "",
+        }
+    )
+    values.pop("password", None)
+    return admin.page(
+        "user_form.html",
+        status=200 if errors is None else 400,
+        account=account,
+        values=values,
+        errors=errors or {},
+        saved=saved,
+    )
+
+
+@get("/users/{user_id:int}")
+async def user(
+    *,
+    admin: Admin,
+    user_id: Id,
+    get_user: NamedDependency[GetUser],
+    request: Request[Any, Any, Any],
+) -> Response[Any]:
+    account = await get_user(admin.principal, user_id)
+    return await _user_page(admin, account, saved=request.query_params.get("saved") == "1")
+
+
+@dataclass
+class AccountChanges:
+    """The use cases an account's form may call, each only for what changed."""
+
+    get_user: GetUser
+    set_user_email: SetUserEmail
+    set_user_staff: SetUserStaff
+    set_user_active: SetUserActive
+
+
+def _account_changes(
+    get_user: NamedDependency[GetUser],
+    set_user_email: NamedDependency[SetUserEmail],
+    set_user_staff: NamedDependency[SetUserStaff],
+    set_user_active: NamedDependency[SetUserActive],
+) -> AccountChanges:
+    return AccountChanges(get_user, set_user_email, set_user_staff, set_user_active)
+
+
+@post("/users/{user_id:int}", status_code=200)
+async def update_user(
+    *, admin: Admin, user_id: Id, account_changes: NamedDependency[AccountChanges]
+) -> Response[Any]:
+    form = await admin.form()
+    use = account_changes
+    principal = admin.principal
+    account = await use.get_user(principal, user_id)
+    email = form_text(form, "email").strip()
+    try:
+        if email != account.email:
+            await use.set_user_email(principal, user_id, email)
+        if _checked(form, "is_staff") != account.is_staff:
+            await use.set_user_staff(principal, user_id, _checked(form, "is_staff"))
+        if _checked(form, "is_active") != account.is_active:
+            await use.set_user_active(principal, user_id, _checked(form, "is_active"))
+    except (InvalidInput, Conflict, Forbidden) as refused:
+        account = await use.get_user(principal, user_id)
+        return await _user_page(admin, account, errors=field_errors(refused), form=form)
+    return admin.redirect(f"/admin/users/{user_id}?saved=1")
+
+
+@post("/users/{user_id:int}/password", status_code=200)
+async def set_password(
+    *,
+    admin: Admin,
+    user_id: Id,
+    get_user: NamedDependency[GetUser],
+    set_user_password: NamedDependency[SetUserPassword],
+) -> Response[Any]:
+    form = await admin.form()
+    try:
+        await set_user_password(admin.principal, user_id, form_text(form, "password"))
+    except (InvalidInput, Forbidden) as refused:
+        account = await get_user(admin.principal, user_id)
+        return await _user_page(admin, account, errors=field_errors(refused))
+    return admin.redirect(f"/admin/users/{user_id}?saved=1")
+
+
 # Audit trail (read only) -------------------------------------------------------------------
 
 
@@ -595,11 +779,18 @@ def admin_router(codec: SessionCodec, tokens: TokenService, clock: Clock) -> Rou
             doctor,
             update_doctor,
             delete_doctor,
+            users,
+            new_user,
+            create_user,
+            user,
+            update_user,
+            set_password,
             audit,
         ],
         dependencies={
             **visit_dependencies(codec, tokens, clock),
             "patient_page": Provide(_patient_page, sync_to_thread=False),
+            "account_changes": Provide(_account_changes, sync_to_thread=False),
         },
         exception_handlers={
             NotSignedIn: _not_signed_in,
