@@ -388,6 +388,42 @@ async def test_doctors_are_assigned_from_a_list_and_removed(
     }
 
 
+async def test_the_mappings_page_assigns_and_removes_by_name(
+    signed_in: AdminBrowser, client: Client, alice: Account
+) -> None:
+    patient = await create_patient(client, alice, name=unique("Pat"))
+    doctor = await create_doctor(client, alice, name=unique("Dr"))
+    chosen = f"{alice.id}:{patient['id']}"
+    page = await signed_in.get("/admin/mappings")
+    assert f'<option value="{chosen}">{patient["name"]}' in page.text
+    assigned = await signed_in.post(
+        "/admin/mappings", {"patient": chosen, "doctor": str(doctor["id"])}
+    )
+    assert assigned.status_code == 303, assigned.text
+    listed = await signed_in.get("/admin/mappings", patient=chosen)
+    table = listed.text.split("<table>")[1]
+    assert patient["name"] in table
+    assert doctor["name"] in table
+    assert "1 in all" in listed.text
+    twice = await signed_in.post(
+        "/admin/mappings", {"patient": chosen, "doctor": str(doctor["id"])}
+    )
+    assert twice.status_code == 400
+    assert "already" in twice.text
+    nobody = await signed_in.post("/admin/mappings", {"patient": "", "doctor": ""})
+    assert nobody.status_code == 400
+    assert "patient: is required; doctor: is required" in nobody.text
+    mapping_id = (
+        await client.get(f"/api/mappings/{patient['id']}/", headers=alice.headers)
+    ).json()[0]["id"]
+    removed = await signed_in.post(
+        f"/admin/patients/{alice.id}/{patient['id']}/doctors/{mapping_id}/delete",
+        {"next": "mappings"},
+    )
+    assert removed.headers["location"] == f"/admin/mappings?patient={chosen}"
+    assert (await client.get(f"/api/mappings/{patient['id']}/", headers=alice.headers)).json() == []
+
+
 # Doctors ---------------------------------------------------------------------------------
 
 

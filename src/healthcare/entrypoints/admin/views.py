@@ -390,9 +390,90 @@ async def unassign_doctor(
     mapping_id: Id,
     unassign_doctor: NamedDependency[UnassignDoctor],
 ) -> Response[Any]:
-    await admin.form()
+    form = await admin.form()
     await unassign_doctor(admin.principal, mapping_id, owner_id=owner_id)
+    if form_text(form, "next") == "mappings":
+        return admin.redirect(f"/admin/mappings?patient={owner_id}:{patient_id}")
     return admin.redirect(f"/admin/patients/{owner_id}/{patient_id}?saved=1")
+
+
+def _patient_choice(raw: str | None) -> tuple[int, int] | None:
+    """A patient chosen from the mappings page's list: "owner:patient"."""
+    owner, _, patient = (raw or "").partition(":")
+    if owner.isdigit() and patient.isdigit():
+        return int(owner), int(patient)
+    return None
+
+
+@dataclass
+class MappingsPage:
+    """Mappings by name: pick a patient (of any owner) and a doctor from lists."""
+
+    list_patients: ListPatients
+    list_patient_mappings: ListPatientMappings
+    list_doctors: ListDoctors
+
+    async def show(
+        self, admin: Visit, chosen: tuple[int, int] | None, *, error: str | None = None
+    ) -> Response[Any]:
+        principal, everything = admin.principal, PageRequest(MAX_LIMIT, 0)
+        patients = await self.list_patients(
+            principal, everything, patient_filter(ordering="name"), every_owner=True
+        )
+        doctors = await self.list_doctors(principal, everything, doctor_filter(ordering="name"))
+        mappings = None
+        if chosen is not None:
+            owner_id, patient_id = chosen
+            mappings = await self.list_patient_mappings(
+                principal, patient_id, everything, owner_id=owner_id
+            )
+        return admin.page(
+            "mappings.html",
+            status=200 if error is None else 400,
+            patients=patients,
+            doctors=doctors,
+            mappings=mappings,
+            chosen=None if chosen is None else f"{chosen[0]}:{chosen[1]}",
+            error=error,
+        )
+
+
+def _mappings_page(
+    list_patients: NamedDependency[ListPatients],
+    list_patient_mappings: NamedDependency[ListPatientMappings],
+    list_doctors: NamedDependency[ListDoctors],
+) -> MappingsPage:
+    return MappingsPage(list_patients, list_patient_mappings, list_doctors)
+
+
+@get("/mappings")
+async def mappings(
+    *, admin: Admin, mappings_page: NamedDependency[MappingsPage], request: Request[Any, Any, Any]
+) -> Response[Any]:
+    return await mappings_page.show(admin, _patient_choice(request.query_params.get("patient")))
+
+
+@post("/mappings", status_code=200)
+async def create_mapping(
+    *,
+    admin: Admin,
+    assign_doctor: NamedDependency[AssignDoctorToPatient],
+    mappings_page: NamedDependency[MappingsPage],
+) -> Response[Any]:
+    form = await admin.form()
+    chosen = _patient_choice(form_text(form, "patient"))
+    errors: list[FieldError] = []
+    doctor = whole_number(form_text(form, "doctor"), "doctor", errors)
+    try:
+        if chosen is None:
+            errors.insert(0, FieldError("patient", "is required"))
+        if errors or chosen is None or doctor is None:
+            raise InvalidInput(errors)
+        owner_id, patient_id = chosen
+        await assign_doctor(admin.principal, patient_id, doctor, owner_id=owner_id)
+    except (InvalidInput, Conflict, NotFound) as refused:
+        return await mappings_page.show(admin, chosen, error=refused.message)
+    return admin.redirect(f"/admin/mappings?patient={owner_id}:{patient_id}")
 
 
 # Doctors ---------------------------------------------------------------------------------
@@ -779,6 +860,8 @@ def admin_router(codec: SessionCodec, tokens: TokenService, clock: Clock) -> Rou
             doctor,
             update_doctor,
             delete_doctor,
+            mappings,
+            create_mapping,
             users,
             new_user,
             create_user,
@@ -791,6 +874,7 @@ def admin_router(codec: SessionCodec, tokens: TokenService, clock: Clock) -> Rou
             **visit_dependencies(codec, tokens, clock),
             "patient_page": Provide(_patient_page, sync_to_thread=False),
             "account_changes": Provide(_account_changes, sync_to_thread=False),
+            "mappings_page": Provide(_mappings_page, sync_to_thread=False),
         },
         exception_handlers={
             NotSignedIn: _not_signed_in,
