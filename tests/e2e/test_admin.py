@@ -262,6 +262,10 @@ async def test_patients_of_every_owner_are_listed_searched_filtered_and_paged(
     bobs = await signed_in.get("/admin/patients", q=tag, owner=bob.username)
     assert "1 in all" in bobs.text
     assert f"Zed {tag}" not in bobs.text
+    await create_patient(client, alice, name=f"<script>alert({tag!r})</script>")
+    escaped = await signed_in.get("/admin/patients", q=f"alert('{tag}')")
+    assert f"&lt;script&gt;alert(&#39;{tag}&#39;)&lt;/script&gt;" in escaped.text
+    assert "<script>" not in escaped.text
     unknown = await signed_in.get("/admin/patients", owner=unique("nobody"))
     assert unknown.status_code == 400
     assert "is not a known username or email" in unknown.text
