@@ -39,6 +39,7 @@ class BcryptPasswordHasher:
         self._rounds = rounds
         self._threads = threads or os.cpu_count() or 1
         self._executor: ThreadPoolExecutor | None = None
+        self._queued = 0  # hashes submitted and not finished (waiting or running)
         # Checked against when the username is unknown, so that path costs the same.
         self._decoy_hash = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(rounds))
 
@@ -47,7 +48,16 @@ class BcryptPasswordHasher:
             self._executor = ThreadPoolExecutor(
                 self._threads, "bcrypt", initializer=_lower_this_threads_priority
             )
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        self._queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            self._queued -= 1
+
+    @property
+    def queued(self) -> int:
+        """Hashes waiting for a thread or running on one (for /metrics)."""
+        return self._queued
 
     async def hash(self, password: str) -> str:
         secret = _encode(password)
