@@ -8,8 +8,9 @@ import pytest
 
 from healthcare.adapters.persistence.memory.unit_of_work import MemoryPatientRepository
 from healthcare.application.paging import PageRequest
+from healthcare.domain.audit import AuditOutcome
 from healthcare.domain.entities import Gender, Patient, PatientData, Principal
-from healthcare.domain.errors import InvalidInput, NotFound, PreconditionFailed
+from healthcare.domain.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
 from tests.unit.factories import Core, PatientDataFactory
 
 
@@ -277,3 +278,40 @@ class TestDeletePatient:
         assert [m.id for m in mappings.items] == [kept_mapping.id]
         assert mappings.total == 1
         assert await core.container.get_doctor()(alice, doctor.id) == doctor  # the doctor stays
+
+
+class TestAnotherOwnersPatients:
+    """Only an administrator (the admin interface) may name another owner."""
+
+    async def test_a_user_may_not_name_another_owner(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        patient = await core.add_patient(bob)
+        uses = core.container
+        calls = [
+            uses.get_patient()(alice, patient.id, owner_id=bob.user_id),
+            uses.list_patients()(alice, PageRequest(), owner_id=bob.user_id),
+            uses.list_patients()(alice, PageRequest(), every_owner=True),
+            uses.create_patient()(alice, PatientDataFactory.build(), owner_id=bob.user_id),
+            uses.delete_patient()(alice, patient.id, owner_id=bob.user_id),
+        ]
+        for call in calls:
+            with pytest.raises(Forbidden):
+                await call
+        assert {e.outcome for e in core.audit_events()[-5:]} == {AuditOutcome.DENIED}
+        assert await uses.get_patient()(bob, patient.id) == patient
+
+    async def test_an_administrator_works_on_any_owners_patients(
+        self, core: Core, admin: Principal, alice: Principal, bob: Principal
+    ) -> None:
+        theirs = await core.add_patient(bob)
+        await core.add_patient(alice)
+        uses = core.container
+
+        assert await uses.get_patient()(admin, theirs.id, owner_id=bob.user_id) == theirs
+        everyone = await uses.list_patients()(admin, PageRequest(), every_owner=True)
+        assert everyone.total == 2
+        bobs = await uses.list_patients()(admin, PageRequest(), owner_id=bob.user_id)
+        assert [p.id for p in bobs.items] == [theirs.id]
+        # The actor of the audit trail is the administrator, not the owner.
+        assert core.audit_events()[-1].user_id == admin.user_id

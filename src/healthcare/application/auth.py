@@ -112,8 +112,15 @@ class Login:
         self._audit = auditor
 
     async def __call__(
-        self, username_or_email: str, password: str, origin: Origin = NOWHERE
+        self,
+        username_or_email: str,
+        password: str,
+        origin: Origin = NOWHERE,
+        *,
+        staff_only: bool = False,
     ) -> TokenPair:
+        """``staff_only``: only staff and superusers may sign in (the admin); anyone else is
+        refused as a wrong password is, and counted and audited as one."""
         client = origin.client or "unknown"
         async with self._audit.scope(AuditAction.LOGIN, origin, None, USER) as audit:
             throttle_key = identity_key(username_or_email)
@@ -130,7 +137,11 @@ class Login:
                 await self._hasher.waste_time(password[:72])
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
-            if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
+            if (
+                not await self._hasher.verify(password, user.password_hash)
+                or not user.is_active
+                or (staff_only and not user.is_admin)
+            ):
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
             await self._throttle.succeeded(throttle_key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from healthcare.application.audit import Auditor
 from healthcare.application.paging import Page, PageRequest
+from healthcare.application.patients import records_owner
 from healthcare.application.ports import UnitOfWork
 from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import Doctor, Mapping, Principal
@@ -18,14 +19,15 @@ class AssignDoctorToPatient:
         self._uow = uow
         self._audit = auditor
 
-    async def __call__(self, principal: Principal, patient_id: int, doctor_id: int) -> Mapping:
-        async with (
-            self._audit.of(principal, AuditAction.MAPPING_CREATE, MAPPING) as audit,
-            self._uow as uow,
-        ):
-            audit.commit_with_next_write(uow)
-            mapping = await uow.mappings.add(principal.user_id, patient_id, doctor_id)
-            await uow.commit()
+    async def __call__(
+        self, principal: Principal, patient_id: int, doctor_id: int, *, owner_id: int | None = None
+    ) -> Mapping:
+        async with self._audit.of(principal, AuditAction.MAPPING_CREATE, MAPPING) as audit:
+            owner = records_owner(principal, owner_id)
+            async with self._uow as uow:
+                audit.commit_with_next_write(uow)
+                mapping = await uow.mappings.add(owner, patient_id, doctor_id)
+                await uow.commit()
         return mapping
 
 
@@ -52,11 +54,18 @@ class ListPatientMappings:
         self._audit = auditor
 
     async def __call__(
-        self, principal: Principal, patient_id: int, page: PageRequest
+        self,
+        principal: Principal,
+        patient_id: int,
+        page: PageRequest,
+        *,
+        owner_id: int | None = None,
     ) -> Page[Mapping]:
         action = AuditAction.MAPPING_LIST_PATIENT
-        async with self._audit.of(principal, action, PATIENT, patient_id), self._uow as uow:
-            mappings = await uow.mappings.list_for_patient(principal.user_id, patient_id, page)
+        async with self._audit.of(principal, action, PATIENT, patient_id):
+            owner = records_owner(principal, owner_id)
+            async with self._uow as uow:
+                mappings = await uow.mappings.list_for_patient(owner, patient_id, page)
             if mappings is None:
                 raise NotFound("Patient", patient_id)
             return mappings
@@ -87,15 +96,16 @@ class UnassignDoctor:
         self._uow = uow
         self._audit = auditor
 
-    async def __call__(self, principal: Principal, mapping_id: int) -> None:
+    async def __call__(
+        self, principal: Principal, mapping_id: int, *, owner_id: int | None = None
+    ) -> None:
         action = AuditAction.MAPPING_DELETE
-        async with (
-            self._audit.of(principal, action, MAPPING, mapping_id) as audit,
-            self._uow as uow,
-        ):
-            if await uow.mappings.get(principal.user_id, mapping_id) is None:
-                raise NotFound("Mapping", mapping_id)
-            audit.commit_with_next_write(uow)
-            if not await uow.mappings.delete(mapping_id):
-                raise NotFound("Mapping", mapping_id)
-            await uow.commit()
+        async with self._audit.of(principal, action, MAPPING, mapping_id) as audit:
+            owner = records_owner(principal, owner_id)
+            async with self._uow as uow:
+                if await uow.mappings.get(owner, mapping_id) is None:
+                    raise NotFound("Mapping", mapping_id)
+                audit.commit_with_next_write(uow)
+                if not await uow.mappings.delete(mapping_id):
+                    raise NotFound("Mapping", mapping_id)
+                await uow.commit()

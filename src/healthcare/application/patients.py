@@ -9,11 +9,22 @@ from healthcare.application.paging import Page, PageRequest
 from healthcare.application.ports import UnitOfWork
 from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import Patient, PatientData, Principal
-from healthcare.domain.errors import NotFound, PreconditionFailed
+from healthcare.domain.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
 from healthcare.domain.listing import NO_PATIENT_FILTER, PatientFilter
 from healthcare.domain.rules import patch_patient, validate_patient
 
 PATIENT = ResourceType.PATIENT
+NOT_AN_ADMINISTRATOR = "Only an administrator may work on another user's patients"
+
+
+def records_owner(principal: Principal, owner_id: int | None) -> int:
+    """Whose patients a call works on: the caller's own, unless an administrator (the admin
+    interface) names another owner. The caller stays the actor in the audit trail."""
+    if owner_id is None or owner_id == principal.user_id:
+        return principal.user_id
+    if not principal.is_admin:
+        raise Forbidden(NOT_AN_ADMINISTRATOR)
+    return owner_id
 
 
 class CreatePatient:
@@ -21,12 +32,17 @@ class CreatePatient:
         self._uow = uow
         self._audit = auditor
 
-    async def __call__(self, principal: Principal, data: PatientData) -> Patient:
+    async def __call__(
+        self, principal: Principal, data: PatientData, *, owner_id: int | None = None
+    ) -> Patient:
         async with self._audit.of(principal, AuditAction.PATIENT_CREATE, PATIENT) as audit:
+            owner = records_owner(principal, owner_id)
             validate_patient(data)
             async with self._uow as uow:
+                if owner != principal.user_id and await uow.users.get(owner) is None:
+                    raise InvalidInput.single("owner", "is not a known user")
                 audit.commit_with_next_write(uow)
-                patient = await uow.patients.add(principal.user_id, data)
+                patient = await uow.patients.add(owner, data)
                 await uow.commit()
         return patient
 
@@ -37,13 +53,24 @@ class ListPatients:
         self._audit = auditor
 
     async def __call__(
-        self, principal: Principal, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+        self,
+        principal: Principal,
+        page: PageRequest,
+        where: PatientFilter = NO_PATIENT_FILTER,
+        *,
+        owner_id: int | None = None,
+        every_owner: bool = False,
     ) -> Page[Patient]:
-        async with (
-            self._audit.of(principal, AuditAction.PATIENT_LIST, PATIENT),
-            self._uow as uow,
-        ):
-            return await uow.patients.list(principal.user_id, page, where)
+        """The caller's patients; an administrator may ask for another owner's, or (with
+        ``every_owner`` and no ``owner_id``) everyone's."""
+        async with self._audit.of(principal, AuditAction.PATIENT_LIST, PATIENT):
+            owner: int | None = records_owner(principal, owner_id)
+            if every_owner and owner_id is None:
+                if not principal.is_admin:
+                    raise Forbidden(NOT_AN_ADMINISTRATOR)
+                owner = None
+            async with self._uow as uow:
+                return await uow.patients.list(owner, page, where)
 
 
 class GetPatient:
@@ -51,12 +78,13 @@ class GetPatient:
         self._uow = uow
         self._audit = auditor
 
-    async def __call__(self, principal: Principal, patient_id: int) -> Patient:
-        async with (
-            self._audit.of(principal, AuditAction.PATIENT_READ, PATIENT, patient_id),
-            self._uow as uow,
-        ):
-            patient = await uow.patients.get(principal.user_id, patient_id)
+    async def __call__(
+        self, principal: Principal, patient_id: int, *, owner_id: int | None = None
+    ) -> Patient:
+        async with self._audit.of(principal, AuditAction.PATIENT_READ, PATIENT, patient_id):
+            owner = records_owner(principal, owner_id)
+            async with self._uow as uow:
+                patient = await uow.patients.get(owner, patient_id)
             if patient is None:
                 raise NotFound("Patient", patient_id)
         return patient
@@ -76,15 +104,15 @@ class UpdatePatient:
         data: PatientData,
         *,
         expected_version: int | None = None,
+        owner_id: int | None = None,
     ) -> Patient:
         action = AuditAction.PATIENT_UPDATE
         async with self._audit.of(principal, action, PATIENT, patient_id) as audit:
+            owner = records_owner(principal, owner_id)
             validate_patient(data)
             async with self._uow as uow:
                 audit.commit_with_next_write(uow)
-                patient = await uow.patients.update(
-                    principal.user_id, patient_id, data, expected_version
-                )
+                patient = await uow.patients.update(owner, patient_id, data, expected_version)
                 if patient is None:
                     raise NotFound("Patient", patient_id)
                 await uow.commit()
@@ -146,14 +174,18 @@ class DeletePatient:
         self._audit = auditor
 
     async def __call__(
-        self, principal: Principal, patient_id: int, *, expected_version: int | None = None
+        self,
+        principal: Principal,
+        patient_id: int,
+        *,
+        expected_version: int | None = None,
+        owner_id: int | None = None,
     ) -> None:
         action = AuditAction.PATIENT_DELETE
-        async with (
-            self._audit.of(principal, action, PATIENT, patient_id) as audit,
-            self._uow as uow,
-        ):
-            audit.commit_with_next_write(uow)
-            if not await uow.patients.delete(principal.user_id, patient_id, expected_version):
-                raise NotFound("Patient", patient_id)
-            await uow.commit()
+        async with self._audit.of(principal, action, PATIENT, patient_id) as audit:
+            owner = records_owner(principal, owner_id)
+            async with self._uow as uow:
+                audit.commit_with_next_write(uow)
+                if not await uow.patients.delete(owner, patient_id, expected_version):
+                    raise NotFound("Patient", patient_id)
+                await uow.commit()

@@ -65,7 +65,8 @@ class UserRepository(Protocol):
 
 class PatientRepository(Protocol):
     """Every method is scoped to an owner: another user's patient does not exist. (Except
-    ``find`` and the bulk methods, for administrators' use cases only.)"""
+    ``find``, the bulk methods and a list without an owner: administrators' use cases
+    only.)"""
 
     async def find(self, patient_id: int) -> Patient | None:
         """The patient, whoever owns it."""
@@ -88,9 +89,10 @@ class PatientRepository(Protocol):
     async def get(self, owner_id: int, patient_id: int) -> Patient | None: ...
 
     async def list(
-        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+        self, owner_id: int | None, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
     ) -> Page[Patient]:
-        """The owner's patients that ``where`` admits, in its order then by id."""
+        """The owner's patients that ``where`` admits, in its order then by id; every
+        owner's when ``owner_id`` is None (for administrators)."""
         ...
 
     async def update(

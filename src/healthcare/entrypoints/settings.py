@@ -66,6 +66,7 @@ class Settings:
     body_read_timeout_ms: int = 10_000
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
+    admin_session_idle_minutes: int = 30  # an admin session ends after this long unused
     # /metrics (Prometheus) is served only when set, to scrapers that send it as a Bearer token.
     metrics_token: str | None = None
 
@@ -84,6 +85,10 @@ class Settings:
     @property
     def redis_timeout_seconds(self) -> float:
         return self.redis_timeout_ms / 1000
+
+    @property
+    def admin_session_idle(self) -> timedelta:
+        return timedelta(minutes=self.admin_session_idle_minutes)
 
     @property
     def throttle_backend(self) -> str:
@@ -142,6 +147,7 @@ def load_settings(
         body_read_timeout_ms=_int(values, "BODY_READ_TIMEOUT_MS", 10_000, 1, 600_000),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        admin_session_idle_minutes=_int(values, "ADMIN_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
         metrics_token=_metrics_token(values),
     )
 

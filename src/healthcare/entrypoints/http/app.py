@@ -11,6 +11,8 @@ from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.plugins import PluginProtocol
 
+from healthcare.entrypoints.admin.session import SessionCodec
+from healthcare.entrypoints.admin.views import admin_router, remember_admin
 from healthcare.entrypoints.container import Container, close_container, use_cases
 from healthcare.entrypoints.http.bodies import (
     BODY_MEDIA_TYPES,
@@ -79,6 +81,7 @@ def create_app(
         await close_container(container)
 
     options = TruthfulOptions()
+    admin_codec = SessionCodec(settings.secret_key, settings.admin_session_idle)
 
     app = Litestar(
         route_handlers=[
@@ -96,6 +99,7 @@ def create_app(
             DoctorController,
             MappingController,
             fhir_router(container.clock(), settings.default_page_size),
+            admin_router(admin_codec, container.token_service(), container.clock()),
             *extra_handlers,
         ],
         dependencies={
@@ -119,6 +123,7 @@ def create_app(
     )
     options.learn(app)
     trust_proxies(app.state, settings.trusted_proxies)
+    remember_admin(app.state, admin_codec, container.token_service(), container.clock())
     if settings.docs_enabled:
         _describe_request_bodies(app)
         _query_parameters_are_never_null(app)

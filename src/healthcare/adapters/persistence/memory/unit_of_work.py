@@ -313,12 +313,12 @@ class MemoryPatientRepository(_Repository):
         return patient if patient is not None and patient.created_by == owner_id else None
 
     async def list(
-        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+        self, owner_id: int | None, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
     ) -> Page[Patient]:
         found = (
             p
             for p in self._t.patients.values()
-            if p.created_by == owner_id
+            if (owner_id is None or p.created_by == owner_id)
             and _contains(where.search, p.name)
             and (where.gender is None or p.gender is where.gender)
             and (where.min_age is None or p.age >= where.min_age)

@@ -383,6 +383,7 @@ _PATIENT_ORDER = {
 
 # A filter's parameter and the condition it adds to an owner's patients.
 _PATIENT_CONDITIONS: dict[str, Any] = {
+    "b_owner_id": p.c.created_by == bindparam("b_owner_id"),  # absent: every owner's
     "b_search": p.c.name_key.like(bindparam("b_search"), escape="/"),
     "b_gender": p.c.gender == bindparam("b_gender"),
     "b_min_age": p.c.age >= bindparam("b_min_age"),
@@ -407,21 +408,26 @@ def _owner_grams(owner_id: int, key: str) -> list[str]:
 def _filtered_patients(
     given: frozenset[str], ordering: tuple[SortKey, ...]
 ) -> tuple[Select[Any], Select[Any]]:
-    """A page of an owner's patients narrowed by the filters ``given`` names, and its count:
-    built once per combination, so each is compiled once (see transaction.py).
+    """A page of an owner's (or, without ``b_owner_id``, everyone's) patients narrowed by the
+    filters ``given`` names, and its count: built once per combination, so each is compiled
+    once (see transaction.py).
 
-    A name search on PostgreSQL (``b_grams`` given) reads the GIN index of the owner's name
-    pieces (migration 0007), then checks each candidate against the pattern, counting the
-    page's total in the same pass. The owner's condition is written so that it cannot use
-    an index (``IS TRUE``): the pieces already name the owner, and ANDing the index's few
-    hundred entries with the owner's 10,000 of uq_patient_created_by_id would cost more than
-    the search itself. On SQLite, and for a search shorter than a piece, a scan of the
-    owner's rows. Gender and age: a range of ix_patient_created_by_gender_age."""
-    owner = p.c.created_by == bindparam("b_owner_id")
-    where = [condition for name, condition in _PATIENT_CONDITIONS.items() if name in given]
+    A name search on PostgreSQL (``b_grams`` given, only with an owner) reads the GIN index of
+    the owner's name pieces (migration 0007), then checks each candidate against the pattern,
+    counting the page's total in the same pass. The owner's condition is written so that it
+    cannot use an index (``IS TRUE``): the pieces already name the owner, and ANDing the
+    index's few hundred entries with the owner's 10,000 of uq_patient_created_by_id would cost
+    more than the search itself. On SQLite, without an owner, and for a search shorter than a
+    piece, a scan. Gender and age: a range of ix_patient_created_by_gender_age."""
+    owner = _PATIENT_CONDITIONS["b_owner_id"]
+    where = [
+        condition
+        for name, condition in _PATIENT_CONDITIONS.items()
+        if name in given and name != "b_owner_id"
+    ]
     if "b_grams" in given:
         where = [owner.is_(True), _OWNER_NAME_GRAMS.contains(bindparam("b_grams")), *where]
-    else:
+    elif "b_owner_id" in given:
         where.insert(0, owner)
     rows = select(*_PATIENT_COLUMNS).where(*where)
     rows = rows.order_by(*_order(ordering, _PATIENT_ORDER, p.c.id))
@@ -515,18 +521,19 @@ class SqlAlchemyPatientRepository(_Repository):
         return None if row is None else _patient(row)
 
     async def list(
-        self, owner_id: int, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
+        self, owner_id: int | None, page: PageRequest, where: PatientFilter = NO_PATIENT_FILTER
     ) -> Page[Patient]:
-        params = {"b_owner_id": owner_id}
-        if where.is_empty:  # the plain page: its total from the owner's count row
+        params = {} if owner_id is None else {"b_owner_id": owner_id}
+        if where.is_empty and owner_id is not None:  # its total from the owner's count row
             return await self._page(_LIST_PATIENTS, _COUNT_PATIENTS, params, page, _patient)
-        values = _patient_filter_params(where)
-        if where.search is not None and self._db.dialect_name == "postgresql":
+        values = {**params, **_patient_filter_params(where)}
+        postgres = self._db.dialect_name == "postgresql"
+        if where.search is not None and owner_id is not None and postgres:
             grams = _owner_grams(owner_id, where.search)
             if grams:
                 values["b_grams"] = grams
         statement, count = _filtered_patients(frozenset(values), where.ordering)
-        return await self._page(statement, count, {**params, **values}, page, _patient)
+        return await self._page(statement, count, values, page, _patient)
 
     async def update(
         self,
