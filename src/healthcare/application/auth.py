@@ -17,6 +17,7 @@ from healthcare.application.ports import (
 from healthcare.domain.audit import NOWHERE, AuditAction, AuditOutcome, Origin, ResourceType
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
 from healthcare.domain.errors import (
+    ACCOUNT_GONE,
     AuthenticationFailed,
     Conflict,
     FieldError,
@@ -254,7 +255,7 @@ class GetCurrentUser:
         async with self._uow as uow:
             user = await uow.users.get(principal.user_id)
         if user is None or not user.is_active:
-            raise AuthenticationFailed("The account no longer exists or is inactive")
+            raise AuthenticationFailed(ACCOUNT_GONE)
         return user
 
 
@@ -275,7 +276,7 @@ class ChangePassword:
             async with self._uow as uow:
                 user = await uow.users.get(principal.user_id)
             if user is None or not user.is_active:
-                raise AuthenticationFailed("The account no longer exists or is inactive")
+                raise AuthenticationFailed(ACCOUNT_GONE)
             if password_too_long(current) or not await self._hasher.verify(
                 current, user.password_hash
             ):

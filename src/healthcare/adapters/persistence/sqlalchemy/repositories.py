@@ -50,7 +50,13 @@ from healthcare.domain.entities import (
     RefreshSession,
     User,
 )
-from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
+from healthcare.domain.errors import (
+    ACCOUNT_GONE,
+    AuthenticationFailed,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+)
 from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
@@ -120,6 +126,17 @@ class _Repository:
     def __init__(self, db: Transaction) -> None:
         # db.read for plain SELECTs; db.write for anything that writes or locks.
         self._db = db
+
+    async def _insert_as(self, statement: Any, params: MappingType[str, Any]) -> Any:
+        """The row a user's insert returns. The user is the caller, proven by an access
+        token alone: an account deleted since (in SQL, by the database's owner) fails the
+        foreign key, which is the caller's credentials failing, not the server."""
+        try:
+            return (await self._db.write(statement, params)).one()
+        except IntegrityError as error:
+            if _violation(error)[0] == _FOREIGN_KEY:
+                raise AuthenticationFailed(ACCOUNT_GONE) from None
+            raise
 
     async def _page(
         self,
@@ -371,8 +388,7 @@ class SqlAlchemyPatientRepository(_Repository):
         now = _now()
         values = _patient_values(data)
         params = {"created_by": owner_id, **values, "created_at": now, "updated_at": now}
-        row = (await self._db.write(_INSERT_PATIENT, params)).one()
-        return _patient(row)
+        return _patient(await self._insert_as(_INSERT_PATIENT, params))
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
         params = {"b_patient_id": patient_id, "b_owner_id": owner_id}
@@ -519,8 +535,7 @@ class SqlAlchemyDoctorRepository(_Repository):
         now = _now()
         values = _doctor_values(data)
         params = {"created_by": creator_id, **values, "created_at": now, "updated_at": now}
-        row = (await self._db.write(_INSERT_DOCTOR, params)).one()
-        return _doctor(row)
+        return _doctor(await self._insert_as(_INSERT_DOCTOR, params))
 
     async def get(self, doctor_id: int) -> Doctor | None:
         row = (await self._db.read(_GET_DOCTOR, {"b_doctor_id": doctor_id})).first()
