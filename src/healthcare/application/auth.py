@@ -19,7 +19,6 @@ from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
 from healthcare.domain.errors import (
     ACCOUNT_GONE,
     AuthenticationFailed,
-    Conflict,
     FieldError,
     Forbidden,
     InvalidInput,
@@ -79,10 +78,8 @@ class RegisterUser:
             validate_registration(username, email, password, username_from_email=from_email)
             password_hash = await self._hasher.hash(password)
             async with self._uow as uow:
-                # A username may look like an address, but not like someone else's: sign-in
-                # looks emails up first, so such a username could never be used.
-                if await uow.users.find_by_login(username) is not None:
-                    raise Conflict("A user with that username already exists", "username")
+                # The repository refuses a username or an email that is (or looks like)
+                # another account's username or email, whichever came first.
                 user = await uow.users.add(
                     NewUser(username, email, password_hash, is_staff, is_superuser)
                 )

@@ -33,7 +33,8 @@ from healthcare.domain.listing import (
 
 class UserRepository(Protocol):
     async def add(self, user: NewUser) -> User:
-        """Store a new user. Raises Conflict if the username or email is taken."""
+        """Store a new user. Raises Conflict (naming the field) if the username or the email
+        is, or looks like, a username or an email of another account."""
         ...
 
     async def get(self, user_id: int) -> User | None: ...

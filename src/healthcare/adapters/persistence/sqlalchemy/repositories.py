@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError
 
+from healthcare.adapters.lookalikes import LOOKALIKE_TAKEN, login_name_keys
 from healthcare.adapters.persistence.sqlalchemy import tables
 from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
 from healthcare.application.paging import Page, PageRequest
@@ -194,6 +195,7 @@ _USER_COLUMNS = (
     u.c.updated_at,
 )
 _INSERT_USER = insert(u).returning(*_USER_COLUMNS)
+_INSERT_LOGIN_NAME = insert(tables.login_name)
 _GET_USER = select(*_USER_COLUMNS).where(u.c.id == bindparam("user_id"))
 _UPDATE_USER = update(u).where(u.c.id == bindparam("b_user_id")).returning(*_USER_COLUMNS)
 _FIND_USER = (
@@ -235,13 +237,21 @@ class SqlAlchemyUserRepository(_Repository):
             "created_at": now,
             "updated_at": now,
         }
+        claiming = None  # the field whose login name is being written
         try:
             # The savepoint keeps the transaction usable after a violation (PostgreSQL
             # aborts the whole transaction otherwise).
             async with self._db.savepoint():
                 row = (await self._db.write(_INSERT_USER, params)).one()
+                # Claimed in the same transaction: a concurrent registration of a look-alike
+                # waits for this one on the key, then fails.
+                for name, key in login_name_keys(user.username, user.email).items():
+                    claiming = name
+                    await self._db.write(_INSERT_LOGIN_NAME, {"key": key, "user_id": row[0]})
         except IntegrityError as error:
             kind, subject = _violation(error)
+            if kind == _UNIQUE and claiming is not None:
+                raise Conflict(LOOKALIKE_TAKEN[claiming], claiming) from None
             if kind == _UNIQUE and "username_key" in subject:
                 raise Conflict(USERNAME_TAKEN, "username") from None
             if kind == _UNIQUE and "email_key" in subject:

@@ -46,6 +46,7 @@ AUDIT_OUTCOME_MAX = 16
 AUDIT_RESOURCE_MAX = 16
 CLIENT_MAX = 64  # an IPv6 address is at most 45 characters
 REQUEST_ID_MAX = 128
+LOGIN_NAME_KEY_MAX = 64  # a SHA-256 in hex
 SEARCH_KEY_MAX = NAME_MAX * KEY_GROWTH  # search_key may lengthen a name as identity_key does
 # Search keys sort by code point everywhere: SQLite's BINARY does, and PostgreSQL's "C"
 # collation does (a database's default collation may be a locale's, which orders otherwise).
@@ -83,6 +84,20 @@ class UserAccountRow(BigIntAuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginNameRow(DefaultBase):
+    """A name an account signs in with (its username, and its email if that differs), keyed
+    by lookalikes.login_name_key (migration 0007): the primary key lets no two accounts have
+    look-alike names, across usernames and emails, whichever came first."""
+
+    __tablename__ = "login_name"
+    __table_args__ = (Index("ix_login_name_user_id", "user_id"),)
+
+    key: Mapped[str] = mapped_column(String(LOGIN_NAME_KEY_MAX), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_login_name_user_id")
+    )
 
 
 class PatientRow(BigIntAuditBase):
@@ -265,6 +280,7 @@ DIALECT_INDEXES: dict[str, dict[str, frozenset[str]]] = {
 
 # The Core tables the repositories query.
 user_account = cast(Table, UserAccountRow.__table__)
+login_name = cast(Table, LoginNameRow.__table__)
 patient = cast(Table, PatientRow.__table__)
 doctor = cast(Table, DoctorRow.__table__)
 patient_doctor = cast(Table, PatientDoctorRow.__table__)
@@ -280,6 +296,7 @@ __all__ = [
     "AuditEventRow",
     "DoctorCountRow",
     "DoctorRow",
+    "LoginNameRow",
     "MappingCountRow",
     "PatientCountRow",
     "PatientDoctorRow",
@@ -289,6 +306,7 @@ __all__ = [
     "audit_event",
     "doctor",
     "doctor_count",
+    "login_name",
     "mapping_count",
     "metadata",
     "patient",
