@@ -13,6 +13,7 @@ from healthcare.application.ports import (
     RefreshClaims,
     TokenService,
     UnitOfWork,
+    throttle_key,
 )
 from healthcare.domain.audit import NOWHERE, AuditAction, AuditOutcome, Origin, ResourceType
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
@@ -26,7 +27,6 @@ from healthcare.domain.errors import (
 )
 from healthcare.domain.rules import (
     contains_nul,
-    identity_key,
     password_errors,
     password_too_long,
     validate_registration,
@@ -113,14 +113,14 @@ class Login:
     ) -> TokenPair:
         client = origin.client or "unknown"
         async with self._audit.scope(AuditAction.LOGIN, origin, None, USER) as audit:
-            throttle_key = identity_key(username_or_email)
-            await self._throttle.admit(throttle_key, client)
             user = None
             if not contains_nul(username_or_email):  # no account can have such a name
                 async with self._uow as uow:
                     user = await uow.users.find_by_login(username_or_email)
             # The account attacked is recorded, never the name typed: it may be a password.
             audit.resource_id = user.id if user is not None else None
+            counted_as = throttle_key(audit.resource_id, username_or_email)
+            await self._throttle.admit(counted_as, client)
             # bcrypt runs outside any transaction: it must not hold a connection or a lock.
             if user is None or password_too_long(password):
                 # Same cost and same answer as a wrong password.
@@ -130,7 +130,7 @@ class Login:
             if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
-            await self._throttle.succeeded(throttle_key)
+            await self._throttle.succeeded(counted_as)
             audit.user_id = user.id
             async with self._uow as uow:
                 session_id = uuid.uuid4().hex

@@ -29,6 +29,7 @@ from healthcare.domain.listing import (
     MappingFilter,
     PatientFilter,
 )
+from healthcare.domain.rules import identity_key
 
 
 class UserRepository(Protocol):
@@ -296,10 +297,11 @@ class DatabaseProbe(Protocol):
 
 
 class LoginThrottle(Protocol):
-    """Brute-force brakes on sign-in, per username and per client address."""
+    """Brute-force brakes on password checks, per account and per client address."""
 
-    async def admit(self, username: str, client: str) -> None:
-        """Count an attempt on ``username``; raise TooManyAttempts while either is blocked.
+    async def admit(self, account: str, client: str) -> None:
+        """Count an attempt on ``account`` (see ``throttle_key``); raise TooManyAttempts
+        while ``client`` is blocked, or while the account is and ``client`` has failed.
 
         Attempts are counted before the password is checked, so a burst of parallel guesses
         is counted too.
@@ -307,9 +309,16 @@ class LoginThrottle(Protocol):
         ...
 
     async def failed(self, client: str) -> None:
-        """Count a failed sign-in from ``client``."""
+        """Count a failed password check from ``client``."""
         ...
 
-    async def succeeded(self, username: str) -> None:
-        """Forget the username's attempts."""
+    async def succeeded(self, account: str) -> None:
+        """Forget the account's attempts."""
         ...
+
+
+def throttle_key(user_id: int | None, typed: str) -> str:
+    """What a password check is counted against: the account once the name is resolved,
+    so that its username and its email share one count; the name typed when no account
+    has it."""
+    return f"account:{user_id}" if user_id is not None else "name:" + identity_key(typed)
