@@ -257,15 +257,26 @@ class GetCurrentUser:
 
 
 class ChangePassword:
-    """Change one's own password; every login's refresh chain is revoked with the old one."""
+    """Change one's own password; every login's refresh chain is revoked with the old one.
+
+    Checking the current password is a guessing oracle as good as sign-in, so it is held
+    to the same brakes, on the same count (the account's, and the client's failures).
+    """
 
     def __init__(
-        self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, auditor: Auditor
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        clock: Clock,
+        auditor: Auditor,
+        *,
+        throttle: LoginThrottle,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._audit = auditor
+        self._throttle = throttle
 
     async def __call__(self, principal: Principal, current: str, new: str) -> None:
         action = AuditAction.PASSWORD_CHANGE
@@ -274,10 +285,15 @@ class ChangePassword:
                 user = await uow.users.get(principal.user_id)
             if user is None or not user.is_active:
                 raise AuthenticationFailed(ACCOUNT_GONE)
+            client = principal.origin.client or "unknown"
+            counted_as = throttle_key(user.id, user.username)
+            await self._throttle.admit(counted_as, client)
             if password_too_long(current) or not await self._hasher.verify(
                 current, user.password_hash
             ):
+                await self._throttle.failed(client)
                 raise InvalidInput.single("current_password", "is not your current password")
+            await self._throttle.succeeded(counted_as)
             if errors := password_errors(new, user.username):
                 raise InvalidInput([FieldError("new_password", e.message) for e in errors])
             new_hash = await self._hasher.hash(new)

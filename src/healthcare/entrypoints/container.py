@@ -136,7 +136,12 @@ class Container(containers.DeclarativeContainer):
     logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock, auditor)
     get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)
     change_password = providers.Factory(
-        auth.ChangePassword, unit_of_work, password_hasher, clock, auditor
+        auth.ChangePassword,
+        unit_of_work,
+        password_hasher,
+        clock,
+        auditor,
+        throttle=login_throttle,
     )
     set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock, auditor)
 
