@@ -28,6 +28,7 @@ TABLES = FIRST_TABLES | {
     "mapping_count",
     "doctor_count",
     "login_name",
+    "token_revocation",
 }
 HEAD = head()  # what Alembic finds: a new migration needs no edit here
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from healthcare.application.audit import Auditor
 from healthcare.application.ports import (
+    AccessTokenRevocations,
     Clock,
     LoginThrottle,
     PasswordHasher,
@@ -271,12 +272,14 @@ class ChangePassword:
         auditor: Auditor,
         *,
         throttle: LoginThrottle,
+        revocations: AccessTokenRevocations,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._audit = auditor
         self._throttle = throttle
+        self._revocations = revocations
 
     async def __call__(self, principal: Principal, current: str, new: str) -> None:
         action = AuditAction.PASSWORD_CHANGE
@@ -297,24 +300,34 @@ class ChangePassword:
             if errors := password_errors(new, user.username):
                 raise InvalidInput([FieldError("new_password", e.message) for e in errors])
             new_hash = await self._hasher.hash(new)
+            now = self._clock.now()
             async with self._uow as uow:
                 await uow.users.set_password_hash(user.id, new_hash)
-                await uow.refresh_sessions.revoke_all_for_user(user.id, self._clock.now())
+                await uow.refresh_sessions.revoke_all_for_user(user.id, now)
                 await audit.stage(uow)
                 await uow.commit()
+            self._revocations.revoke_before(user.id, now)
 
 
 class SetUserActive:
     """An administrator deactivates (or reactivates) an account.
 
-    A deactivated user cannot sign in or refresh; their refresh chains are revoked at once and
-    their access tokens lapse within their short lifetime.
+    A deactivated user cannot sign in or refresh; their refresh chains and their access
+    tokens are revoked at once (on other workers within a second).
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, auditor: Auditor) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        auditor: Auditor,
+        *,
+        revocations: AccessTokenRevocations,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._audit = auditor
+        self._revocations = revocations
 
     async def __call__(self, principal: Principal, user_id: int, active: bool) -> User:
         action = AuditAction.USER_ACTIVATE if active else AuditAction.USER_DEACTIVATE
@@ -323,12 +336,15 @@ class SetUserActive:
                 raise Forbidden("Only an administrator may change an account's status")
             if user_id == principal.user_id and not active:
                 raise InvalidInput.single("user", "administrators cannot deactivate themselves")
+            now = self._clock.now()
             async with self._uow as uow:
                 user = await uow.users.set_active(user_id, active)
                 if user is None:
                     raise NotFound("User", user_id)
                 if not active:
-                    await uow.refresh_sessions.revoke_all_for_user(user_id, self._clock.now())
+                    await uow.refresh_sessions.revoke_all_for_user(user_id, now)
                 await audit.stage(uow)
                 await uow.commit()
+            if not active:
+                self._revocations.revoke_before(user_id, now)
         return user

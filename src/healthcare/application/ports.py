@@ -167,7 +167,10 @@ class RefreshSessionRepository(Protocol):
 
     async def revoke(self, session_id: str, when: datetime) -> None: ...
 
-    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None: ...
+    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
+        """Revoke every chain of the user, and record that their access tokens issued
+        before ``when`` are refused, for every worker to learn (AccessTokenRevocations)."""
+        ...
 
 
 class AuditRepository(Protocol):
@@ -283,6 +286,15 @@ class TokenService(Protocol):
 
     def read_refresh(self, token: str) -> RefreshClaims:
         """Raises AuthenticationFailed for anything but a valid, unexpired refresh token."""
+        ...
+
+
+class AccessTokenRevocations(Protocol):
+    """What this process's token checks refuse before the tokens expire."""
+
+    def revoke_before(self, user_id: int, when: datetime) -> None:
+        """Refuse the user's access tokens issued before ``when``, here, at once. (Other
+        processes learn it from the store, where revoke_all_for_user recorded it.)"""
         ...
 
 

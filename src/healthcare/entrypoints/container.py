@@ -16,8 +16,10 @@ from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.memory.probe import MemoryProbe
 from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.adapters.persistence.sqlalchemy.probe import EngineProbe
+from healthcare.adapters.persistence.sqlalchemy.revocation_feed import RevocationFeed
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
+from healthcare.adapters.security.revocations import RevocationList
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
@@ -65,12 +67,15 @@ class Container(containers.DeclarativeContainer):
         rounds=settings.provided.bcrypt_rounds,
         threads=providers.Callable(hash_threads_per_worker, settings.provided.workers),
     )
+    # The access tokens this worker refuses before they expire (one dict, read per request).
+    revocations = providers.Singleton(RevocationList)
     token_service: providers.Provider[TokenService] = providers.Singleton(
         JwtTokenService,
         secret=settings.provided.secret_key,
         clock=clock,
         access_lifetime=settings.provided.access_token_lifetime,
         refresh_lifetime=settings.provided.refresh_token_lifetime,
+        revocations=revocations,
     )
 
     # Persistence: DATABASE_URL=memory:// selects the in-memory adapter, anything else SQL.
@@ -85,6 +90,19 @@ class Container(containers.DeclarativeContainer):
         settings.provided.persistence,
         sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, database),
         memory=providers.Factory(MemoryUnitOfWork, memory_store),
+    )
+    # How the other workers' revocations reach this one (memory: there are no others).
+    revocation_feed = providers.Selector(
+        settings.provided.persistence,
+        sqlalchemy=providers.Singleton(
+            RevocationFeed,
+            settings.provided.database_url,
+            database.provided.engine,
+            revocations,
+            window=settings.provided.access_token_lifetime,
+            resync_seconds=settings.provided.revocation_resync_seconds,
+        ),
+        memory=providers.Object(None),
     )
     database_probe: providers.Provider[DatabaseProbe] = providers.Selector(
         settings.provided.persistence,
@@ -142,8 +160,11 @@ class Container(containers.DeclarativeContainer):
         clock,
         auditor,
         throttle=login_throttle,
+        revocations=revocations,
     )
-    set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock, auditor)
+    set_user_active = providers.Factory(
+        auth.SetUserActive, unit_of_work, clock, auditor, revocations=revocations
+    )
 
     create_patient = providers.Factory(patients.CreatePatient, unit_of_work, auditor)
     list_patients = providers.Factory(patients.ListPatients, unit_of_work, auditor)
@@ -211,6 +232,9 @@ def use_cases(container: Container) -> dict[str, providers.Factory[Any]]:
 
 async def close_container(container: Container) -> None:
     """Write what the audit trail still holds, then release what the container opened."""
+    feed = container.revocation_feed()
+    if isinstance(feed, RevocationFeed):
+        await feed.close()
     trail = container.audit_trail()
     try:
         await trail.close()

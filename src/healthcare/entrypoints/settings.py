@@ -57,6 +57,9 @@ class Settings:
     # Proxies (addresses or networks) whose X-Forwarded-For names the client; else the socket.
     trusted_proxies: tuple[str, ...] = ()
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
+    # PostgreSQL: how often each worker rereads the token revocations, should a
+    # notification have been missed (they arrive by LISTEN/NOTIFY within milliseconds).
+    revocation_resync_seconds: int = 30
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
 
     @property
@@ -115,6 +118,7 @@ def load_settings(
         cors_origins=_list(values, "CORS_ORIGINS"),
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
+        revocation_resync_seconds=_int(values, "REVOCATION_RESYNC_SECONDS", 30, 1, 3600),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
     )
 

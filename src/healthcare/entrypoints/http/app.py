@@ -39,8 +39,10 @@ def create_app(container: Container) -> Litestar:
     settings = container.settings()
     resolve_dependencies_in_turn()
 
-    def start_audit_trail() -> None:
+    def start_background_work() -> None:
         container.audit_trail().start()
+        if (feed := container.revocation_feed()) is not None:
+            feed.start()
 
     async def release_resources() -> None:
         await close_container(container)
@@ -74,7 +76,7 @@ def create_app(container: Container) -> Litestar:
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
         before_send=[add_response_headers, options],
-        on_startup=[start_audit_trail],
+        on_startup=[start_background_work],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,

@@ -34,10 +34,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from healthcare.adapters.lookalikes import LOOKALIKE_TAKEN, login_name_keys
 from healthcare.adapters.persistence.sqlalchemy import tables
+from healthcare.adapters.persistence.sqlalchemy.revocation_feed import (
+    REVOCATION_CHANNEL,
+    announcement,
+)
 from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.entities import (
@@ -865,6 +870,19 @@ _REVOKE_SESSION = update(rs).where(_THE_SESSION, rs.c.revoked_at.is_(None))
 _REVOKE_USER_SESSIONS = update(rs).where(
     rs.c.user_id == bindparam("b_user_id"), rs.c.revoked_at.is_(None)
 )
+# The user's access tokens too: a "not before" that every worker learns (revocation_feed).
+_pg_not_before = postgresql_insert(tables.token_revocation)
+_sqlite_not_before = sqlite_insert(tables.token_revocation)
+_NOT_BEFORE = {
+    "postgresql": _pg_not_before.on_conflict_do_update(
+        index_elements=["user_id"], set_={"not_before": _pg_not_before.excluded.not_before}
+    ),
+    "sqlite": _sqlite_not_before.on_conflict_do_update(
+        index_elements=["user_id"], set_={"not_before": _sqlite_not_before.excluded.not_before}
+    ),
+}
+# Delivered to every listening worker when (and only if) the transaction commits.
+_ANNOUNCE = select(func.pg_notify(REVOCATION_CHANNEL, bindparam("payload")))
 
 
 class SqlAlchemyRefreshSessionRepository(_Repository):
@@ -911,6 +929,11 @@ class SqlAlchemyRefreshSessionRepository(_Repository):
     async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
         params = {"b_user_id": user_id, "revoked_at": when}
         await self._db.write(_REVOKE_USER_SESSIONS, params)
+        dialect = self._db.dialect_name
+        await self._db.write(_NOT_BEFORE[dialect], {"user_id": user_id, "not_before": when})
+        if dialect == "postgresql":
+            payload = announcement(user_id, when)
+            await self._db.write(_ANNOUNCE, {"payload": payload})
 
 
 __all__ = [

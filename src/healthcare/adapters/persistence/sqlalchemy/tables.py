@@ -187,6 +187,20 @@ class RefreshSessionRow(DefaultBase):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
+class TokenRevocationRow(DefaultBase):
+    """Per user, the time before which their access tokens are refused (migration 0008):
+    what every worker keeps in memory, and learns of here (revocation_feed.py)."""
+
+    __tablename__ = "token_revocation"
+    __table_args__ = (Index("ix_token_revocation_not_before", "not_before"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_token_revocation_user_id"),
+        primary_key=True,
+    )
+    not_before: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+
+
 class PatientCountRow(DefaultBase):
     """How many patients each user owns, kept by triggers (migration 0003; see TRIGGERS:
     rebuilding ``patient`` in batch mode drops them).
@@ -285,6 +299,7 @@ patient = cast(Table, PatientRow.__table__)
 doctor = cast(Table, DoctorRow.__table__)
 patient_doctor = cast(Table, PatientDoctorRow.__table__)
 refresh_session = cast(Table, RefreshSessionRow.__table__)
+token_revocation = cast(Table, TokenRevocationRow.__table__)
 audit_event = cast(Table, AuditEventRow.__table__)
 patient_count = cast(Table, PatientCountRow.__table__)
 mapping_count = cast(Table, MappingCountRow.__table__)
@@ -302,6 +317,7 @@ __all__ = [
     "PatientDoctorRow",
     "PatientRow",
     "RefreshSessionRow",
+    "TokenRevocationRow",
     "UserAccountRow",
     "audit_event",
     "doctor",
@@ -313,5 +329,6 @@ __all__ = [
     "patient_count",
     "patient_doctor",
     "refresh_session",
+    "token_revocation",
     "user_account",
 ]
