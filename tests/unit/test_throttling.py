@@ -98,9 +98,11 @@ async def test_a_successful_login_resets_the_count(core: Core) -> None:
 class SlowHasher(FakePasswordHasher):
     """Takes a while, as bcrypt does: parallel attempts are all in flight at once."""
 
-    async def verify(self, password: str, password_hash: str) -> bool:
+    async def verify(
+        self, password: str, password_hash: str, *, on_behalf_of: str | None = None
+    ) -> bool:
         await asyncio.sleep(0.01)
-        return await super().verify(password, password_hash)
+        return await super().verify(password, password_hash, on_behalf_of=on_behalf_of)
 
 
 def _login(core: Core, attempts: int = 3, hasher: FakePasswordHasher | None = None) -> Login:

@@ -77,7 +77,8 @@ class RegisterUser:
             from_email = username is None
             username = email if username is None else username
             validate_registration(username, email, password, username_from_email=from_email)
-            password_hash = await self._hasher.hash(password)
+            party = f"client:{origin.client}" if origin.client else None
+            password_hash = await self._hasher.hash(password, on_behalf_of=party)
             async with self._uow as uow:
                 # The repository refuses a username or an email that is (or looks like)
                 # another account's username or email, whichever came first.
@@ -125,10 +126,13 @@ class Login:
             # bcrypt runs outside any transaction: it must not hold a connection or a lock.
             if user is None or password_too_long(password):
                 # Same cost and same answer as a wrong password.
-                await self._hasher.waste_time(password[:72])
+                await self._hasher.waste_time(password[:72], on_behalf_of=counted_as)
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
-            if not await self._hasher.verify(password, user.password_hash) or not user.is_active:
+            checked = await self._hasher.verify(
+                password, user.password_hash, on_behalf_of=counted_as
+            )
+            if not checked or not user.is_active:
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
             await self._throttle.succeeded(counted_as)
@@ -292,14 +296,14 @@ class ChangePassword:
             counted_as = throttle_key(user.id, user.username)
             await self._throttle.admit(counted_as, client)
             if password_too_long(current) or not await self._hasher.verify(
-                current, user.password_hash
+                current, user.password_hash, on_behalf_of=counted_as
             ):
                 await self._throttle.failed(client)
                 raise InvalidInput.single("current_password", "is not your current password")
             await self._throttle.succeeded(counted_as)
             if errors := password_errors(new, user.username):
                 raise InvalidInput([FieldError("new_password", e.message) for e in errors])
-            new_hash = await self._hasher.hash(new)
+            new_hash = await self._hasher.hash(new, on_behalf_of=counted_as)
             now = self._clock.now()
             async with self._uow as uow:
                 await uow.users.set_password_hash(user.id, new_hash)

@@ -250,13 +250,20 @@ class AuditTrail(Protocol):
 
 
 class PasswordHasher(Protocol):
-    """Slow hashing; implementations run it off the event loop."""
+    """Slow hashing; implementations run it off the event loop.
 
-    async def hash(self, password: str) -> str: ...
+    ``on_behalf_of`` names whom a hash is for (an account, a client): implementations
+    share their threads fairly between parties, so that no one party's storm of hashes
+    holds up everyone else's.
+    """
 
-    async def verify(self, password: str, password_hash: str) -> bool: ...
+    async def hash(self, password: str, *, on_behalf_of: str | None = None) -> str: ...
 
-    async def waste_time(self, password: str) -> None:
+    async def verify(
+        self, password: str, password_hash: str, *, on_behalf_of: str | None = None
+    ) -> bool: ...
+
+    async def waste_time(self, password: str, *, on_behalf_of: str | None = None) -> None:
         """Cost as much as a failed verify, so unknown usernames cannot be told apart."""
         ...
 
