@@ -4,36 +4,68 @@ in any log line."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from healthcare.entrypoints.cli.main import cli
 from healthcare.entrypoints.http.access_log import AccessLine, AccessLog, AccessLogWriter
-from healthcare.entrypoints.logs import JsonFormatter, quiet_libraries
+from healthcare.entrypoints.logs import (
+    JsonFormatter,
+    RequestContext,
+    TextFormatter,
+    configure_logging,
+    log_format,
+)
 from tests.e2e.conftest import PASSWORD, unique
 
 
-async def test_access_lines_are_json_without_secrets_or_patient_data(
-    app: Litestar, caplog: pytest.LogCaptureFixture
+@pytest.fixture
+def json_logs() -> Iterator[Callable[[], str]]:
+    """The process's logging as `LOG_FORMAT=json` sets it up (DEBUG, so everything that
+    could ever be logged is), written to a buffer; restored afterwards. (httpx, the test
+    client, logs each URL it calls; the service never uses it.)"""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("DEBUG", environ={"LOG_FORMAT": "json"})
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    buffer = io.StringIO()
+    (handler,) = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    handler.setStream(buffer)
+    try:
+        yield buffer.getvalue
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+
+
+async def test_a_whole_flow_logs_json_lines_without_secrets_or_patient_data(
+    app: Litestar, json_logs: Callable[[], str]
 ) -> None:
     username = unique("logged")
+    email = f"{username}@example.org"
     patient_name = f"Secret Patient {unique()}"
     notes = f"diagnosis-{unique()}"
-    quiet_libraries()  # as configure_logging does; everything else at DEBUG
-    caplog.set_level(logging.DEBUG)
+    phone = "+44 20 7946 0123"
+    new_password = "another long secret"
     logged = AccessLog(app)
     async with AsyncTestClient(logged) as client:
         await client.post(
             "/api/auth/register/",
-            json={"username": username, "email": f"{username}@x.org", "password": PASSWORD},
+            json={"username": username, "email": email, "password": PASSWORD},
         )
         tokens = (
-            await client.post("/api/auth/login/", json={"username": username, "password": PASSWORD})
+            await client.post("/api/auth/login/", json={"username": email, "password": PASSWORD})
         ).json()
         headers = {"Authorization": f"Bearer {tokens['access']}", "X-Request-ID": "trace-1"}
         created = await client.post(
@@ -43,34 +75,105 @@ async def test_access_lines_are_json_without_secrets_or_patient_data(
         )
         patient_id = created.json()["id"]
         await client.get(f"/api/patients/{patient_id}/", headers=headers)
+        await client.patch(f"/api/patients/{patient_id}/", headers=headers, json={"phone": phone})
+        await client.get(f"/api/patients/?search={patient_name}", headers=headers)
         await client.post("/api/auth/login/", json={"username": username, "password": "wrong pw!"})
+        await client.post("/api/auth/login/", json={"username": PASSWORD, "password": "x" * 9})
         await client.post("/api/auth/token/refresh/", json={"refresh": tokens["refresh"]})
+        await client.post(
+            "/api/auth/password/",
+            headers=headers,
+            json={"current_password": "not it at all", "new_password": new_password},
+        )
+        await client.post(
+            "/api/auth/password/",
+            headers=headers,
+            json={"current_password": PASSWORD, "new_password": new_password},
+        )
+        await client.post("/api/auth/logout/", headers=headers, json={"refresh": "x.y.z"})
         await client.get("/api/no-such-route")
     logged.writer.close()  # no writer thread outlives its test
+    everything = json_logs()
 
-    formatter = JsonFormatter()
-    lines = [formatter.format(record) for record in caplog.records]
-    everything = "\n".join(lines)
     for secret in (
         PASSWORD,
+        new_password,
         "wrong pw!",
+        "not it at all",
         tokens["access"],
         tokens["refresh"],
-        patient_name,
-        notes,
         tokens["access"].split(".")[2],
+        tokens["refresh"].split(".")[2],
+        patient_name,
+        "Secret Patient",
+        notes,
+        phone,
+        email,
+        "$2b$",  # any bcrypt hash
     ):
         assert secret not in everything
 
-    access = [entry for entry in map(json.loads, lines) if entry["logger"] == "healthcare.access"]
-    assert len(access) == 7
+    lines = [json.loads(line) for line in everything.splitlines()]  # every line is JSON
+    access = [entry for entry in lines if entry["logger"] == "healthcare.access"]
+    assert len(access) == 13
     fetched = next(a for a in access if a["request_id"] == "trace-1" and a["method"] == "GET")
-    assert fetched["path"] == "/api/patients/{patient_id}"  # the template, not the id
+    assert fetched["route"] == "/api/patients/{patient_id}"  # the template, not the id
     assert fetched["status"] == 200
     assert fetched["user_id"] == created.json()["created_by"]
     assert isinstance(fetched["duration_ms"], float)
-    assert {a["status"] for a in access} >= {201, 200, 401, 404}
-    assert any(a["path"] == "(unmatched)" for a in access)
+    assert {a["status"] for a in access} >= {201, 200, 204, 400, 401, 404}
+    assert any(a["route"] == "(unmatched)" for a in access)
+
+
+async def test_a_line_logged_while_serving_names_the_request(
+    app: Litestar, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(RequestContext())
+    noisy = logging.getLogger("healthcare.test")
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope["path_template"] = "/api/things/{thing_id}"
+            scope["state"]["user_id"] = 7
+            noisy.warning("something happened")
+        await app(scope, receive, send)
+
+    writer = AccessLogWriter(interval=3600)
+    async with AsyncTestClient(AccessLog(inner, writer)) as client:
+        await client.get("/health", headers={"X-Request-ID": "ctx-1"})
+    writer.close()
+    (record,) = [r for r in caplog.records if r.name == "healthcare.test"]
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["request_id"], line["user_id"], line["route"]) == (
+        "ctx-1",
+        7,
+        "/api/things/{thing_id}",
+    )
+    noisy.warning("outside any request")
+    assert "request_id" not in json.loads(JsonFormatter().format(caplog.records[-1]))
+
+
+def test_text_is_the_default_format_and_names_the_fields() -> None:
+    assert log_format({}) == "text"
+    assert log_format({"LOG_FORMAT": " JSON "}) == "json"
+    with pytest.raises(ValueError, match="LOG_FORMAT must be one of text, json"):
+        log_format({"LOG_FORMAT": "xml"})
+    record = logging.makeLogRecord(
+        {"name": "healthcare.access", "levelname": "INFO", "msg": "request", "status": 200}
+    )
+    record.request_id = "r-1"
+    record.secret = "never"  # not a field: never written
+    line = TextFormatter().format(record)
+    assert line.endswith("INFO healthcare.access: request status=200 request_id=r-1")
+    assert "never" not in line
+    assert "never" not in JsonFormatter().format(record)
+
+
+def test_the_command_line_refuses_an_unknown_log_format() -> None:
+    result = CliRunner().invoke(cli, ["upgrade", "--help"], env={"LOG_FORMAT": "xml"})
+    assert result.exit_code == 1
+    assert "LOG_FORMAT must be one of text, json, not 'xml'" in result.output
 
 
 def _access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -38,6 +38,9 @@ class BufferedAuditTrail:
         self._interval = interval
         self._max_pending = max_pending
         self._pending: list[AuditEvent] = []
+        # Since start, for /metrics: events put in the buffer, and events written from it.
+        self.buffered = 0
+        self.written = 0
         # asyncio primitives belong to one event loop. A service runs one loop per process,
         # but tests may serve one container from several, so each loop gets its own.
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -49,6 +52,7 @@ class BufferedAuditTrail:
 
     async def record(self, event: AuditEvent) -> None:
         self._pending.append(event)
+        self.buffered += 1
         if not self._writers or len(self._pending) >= self._max_pending:
             # Not started (the command line, tests), or the writer cannot keep up.
             await self.flush()
@@ -68,6 +72,7 @@ class BufferedAuditTrail:
             except BaseException:
                 self._pending[:0] = events  # kept, in order, for the next attempt
                 raise
+            self.written += len(events)
 
     def start(self) -> None:
         """Write in the background from now on; call from within the running event loop."""

@@ -19,6 +19,7 @@ from healthcare.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_CHARS = 16
 MEMORY_URL = "memory://"
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -61,6 +62,12 @@ class Settings:
     # notification have been missed (they arrive by LISTEN/NOTIFY within milliseconds).
     revocation_resync_seconds: int = 30
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
+    # /metrics (Prometheus) is served only when set, to scrapers that send it as a Bearer token.
+    metrics_token: str | None = None
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_token is not None
 
     @property
     def audit_flush_seconds(self) -> float:
@@ -120,6 +127,7 @@ def load_settings(
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
         revocation_resync_seconds=_int(values, "REVOCATION_RESYNC_SECONDS", 30, 1, 3600),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        metrics_token=_metrics_token(values),
     )
 
 
@@ -178,6 +186,17 @@ def _secret_key(values: Mapping[str, str], data_dir: Path, create: bool) -> str:
     if len(key.encode("utf-8")) < MIN_SECRET_BYTES:
         raise SettingsError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long")
     return key
+
+
+def _metrics_token(values: Mapping[str, str]) -> str | None:
+    token = values.get("METRICS_TOKEN", "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_METRICS_TOKEN_CHARS:
+        raise SettingsError(
+            f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters long"
+        )
+    return token
 
 
 def _list(values: Mapping[str, str], name: str) -> tuple[str, ...]:

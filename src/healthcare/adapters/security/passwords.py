@@ -88,6 +88,7 @@ class BcryptPasswordHasher:
         self._threads = threads or os.cpu_count() or 1
         self._executor: ThreadPoolExecutor | None = None
         self._share = FairShare(self._threads)
+        self._queued = 0  # hashes submitted and not finished (waiting or running)
         # Checked against when the username is unknown, so that path costs the same.
         self._decoy_hash = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(rounds))
 
@@ -97,10 +98,17 @@ class BcryptPasswordHasher:
                 self._threads, "bcrypt", initializer=_lower_this_threads_priority
             )
         await self._share.take(party)
+        self._queued += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
         finally:
+            self._queued -= 1
             self._share.give_back()
+
+    @property
+    def queued(self) -> int:
+        """Hashes waiting for a thread or running on one (for /metrics)."""
+        return self._queued + self._share.waiting
 
     async def hash(self, password: str, *, on_behalf_of: str | None = None) -> str:
         secret = _encode(password)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 
 import click
@@ -24,7 +26,10 @@ from healthcare.entrypoints.settings import (
 @click.group()
 def cli() -> None:
     """Healthcare records API."""
-    configure_logging()
+    try:
+        configure_logging()
+    except ValueError as error:  # LOG_FORMAT
+        raise click.ClickException(str(error)) from error
 
 
 @cli.command()
@@ -34,6 +39,20 @@ def cli() -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP API with granian (ASGI, uvloop)."""
     settings = _settings(create_secret=True)  # validates, and mints a key on first run
+    created = None
+    if settings.metrics_enabled:
+        # Before granian forks the workers, which inherit the variable (see metrics.py).
+        from healthcare.entrypoints.metrics import prepare_multiprocess_directory  # noqa: PLC0415
+
+        created = prepare_multiprocess_directory(os.environ)
+    try:
+        _serve(settings, host, port, workers)
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
     Granian(
         "healthcare.entrypoints.http.asgi:create_asgi_app",
         factory=True,

@@ -16,12 +16,16 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from healthcare.entrypoints.http.headers import request_id
+from healthcare.entrypoints.logs import CURRENT_REQUEST
+
+if TYPE_CHECKING:  # imported only when metrics are on (see asgi.py)
+    from healthcare.entrypoints.metrics import Metrics
 
 log = logging.getLogger("healthcare.access")
 
@@ -29,7 +33,7 @@ log = logging.getLogger("healthcare.access")
 class AccessLine(NamedTuple):
     at: float  # time.time() when the response was done
     method: str
-    path: str
+    route: str  # the route's template (never the raw path, which carries ids)
     status: int
     duration_ms: float
     user_id: int | None
@@ -106,7 +110,7 @@ def _emit(line: AccessLine) -> None:
         None,
         extra={
             "method": line.method,
-            "path": line.path,
+            "route": line.route,
             "status": line.status,
             "duration_ms": line.duration_ms,
             "user_id": line.user_id,
@@ -119,12 +123,21 @@ def _emit(line: AccessLine) -> None:
 
 
 class AccessLog:
-    """ASGI wrapper: method, path template (never the raw path with ids), status, duration,
-    user id and request id. No bodies, headers or query strings, so no secrets."""
+    """ASGI wrapper: method, route template (never the raw path with ids), status, duration,
+    user id and request id. No bodies, headers or query strings, so no secrets.
 
-    def __init__(self, app: ASGIApp, writer: AccessLogWriter | None = None) -> None:
+    With ``metrics``, each request is also counted and timed there (the same measurements).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        writer: AccessLogWriter | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
         self.writer = writer or AccessLogWriter()
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind: str = scope["type"]  # (Litestar's Scope type leaves the lifespan out)
@@ -136,6 +149,13 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        # Chosen now (every response carries it anyway), so that other records logged while
+        # serving the request name it too (logs.py).
+        request_id(scope)
+        context = CURRENT_REQUEST.set(scope)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.started()
 
         async def watch(message: Message) -> None:
             nonlocal status
@@ -146,18 +166,24 @@ class AccessLog:
         try:
             await self.app(scope, receive, watch)
         finally:
+            seconds = time.perf_counter() - started
             state: dict[str, Any] = scope.get("state", {})
+            method = cast("HTTPScope", scope)["method"]
+            route = scope.get("path_template") or "(unmatched)"
             self.writer.add(
                 AccessLine(
                     time.time(),
-                    cast("HTTPScope", scope)["method"],
-                    scope.get("path_template") or "(unmatched)",
+                    method,
+                    route,
                     status,
-                    round((time.perf_counter() - started) * 1000, 2),
+                    round(seconds * 1000, 2),
                     state.get("user_id"),
                     request_id(scope),
                 )
             )
+            if metrics is not None:
+                metrics.finished(method, route, status, seconds)
+            CURRENT_REQUEST.reset(context)
 
     def _flushing_at_shutdown(self, send: Send) -> Send:
         async def relay(message: Any) -> None:  # a lifespan message, which Message omits

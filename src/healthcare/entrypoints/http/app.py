@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi.spec import RequestBody as RequestBodySpec
 from litestar.openapi.spec import Schema
+from litestar.plugins import PluginProtocol
 
 from healthcare.entrypoints.container import Container, close_container, use_cases
 from healthcare.entrypoints.http.bodies import (
@@ -17,6 +21,7 @@ from healthcare.entrypoints.http.bodies import (
 from healthcare.entrypoints.http.controllers import accounts, audit, service
 from healthcare.entrypoints.http.controllers.doctors import DoctorController
 from healthcare.entrypoints.http.controllers.mappings import MappingController
+from healthcare.entrypoints.http.controllers.metrics import metrics_handler
 from healthcare.entrypoints.http.controllers.patients import PatientController
 from healthcare.entrypoints.http.dependencies import (
     principal_dependency,
@@ -32,19 +37,45 @@ from healthcare.entrypoints.http.preconditions import document_preconditions
 from healthcare.entrypoints.http.problems import EXCEPTION_HANDLERS
 from healthcare.entrypoints.http.throttling import address_rate_limit
 
+if TYPE_CHECKING:  # imported only when metrics are on (see asgi.py)
+    from healthcare.entrypoints.metrics import Metrics
+
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(container: Container) -> Litestar:
+def create_app(
+    container: Container,
+    *,
+    metrics: Metrics | None = None,
+    plugins: Sequence[PluginProtocol] = (),
+) -> Litestar:
+    """The app; with ``metrics`` (and ``METRICS_TOKEN`` set) it serves ``/metrics`` too;
+    ``plugins``: tracing's, when it is on (see asgi.py)."""
     settings = container.settings()
     resolve_dependencies_in_turn()
+    extra_handlers = []
+    sampler = None
+    if metrics is not None and settings.metrics_token is not None:
+        from healthcare.entrypoints.metrics import Sampler  # noqa: PLC0415
+
+        sampler = Sampler(
+            metrics,
+            pool=container.database().pool if settings.persistence == "sqlalchemy" else None,
+            audit_trail=container.audit_trail(),
+            hasher=container.password_hasher(),
+        )
+        extra_handlers.append(metrics_handler(metrics, sampler, settings.metrics_token))
 
     def start_background_work() -> None:
         container.audit_trail().start()
         if (feed := container.revocation_feed()) is not None:
             feed.start()
+        if sampler is not None:
+            sampler.start()
 
     async def release_resources() -> None:
+        if sampler is not None:
+            await sampler.stop()
         await close_container(container)
 
     options = TruthfulOptions()
@@ -64,6 +95,7 @@ def create_app(container: Container) -> Litestar:
             PatientController,
             DoctorController,
             MappingController,
+            *extra_handlers,
         ],
         dependencies={
             "principal": principal_dependency(container.token_service()),
@@ -79,6 +111,7 @@ def create_app(container: Container) -> Litestar:
         on_startup=[start_background_work],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
+        plugins=list(plugins),
         debug=False,
         logging_config=None,  # the entrypoint configures JSON logging for the process
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 import psycopg
@@ -34,6 +35,29 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
     )
 
 
+class PoolStats(NamedTuple):
+    size: int  # connections open
+    in_use: int  # checked out by units of work
+    waiting: int  # checkouts waiting for a connection
+
+
+# SQLSTATEs (and classes of them) that /metrics tells apart; see ``error_kind``.
+_ERROR_KINDS = {
+    "57014": "statement_timeout",  # query_canceled: statement_timeout (or a cancel)
+    "55P03": "lock_timeout",  # lock_not_available
+    "40P01": "deadlock",
+    "40001": "serialization",
+    "53300": "too_many_connections",
+}
+_ERROR_CLASSES = {"23": "integrity", "08": "connection"}
+
+
+def error_kind(error: psycopg.Error) -> str:
+    """A short name for a driver error's kind, for counting (never its message)."""
+    state = error.sqlstate or ""
+    return _ERROR_KINDS.get(state) or _ERROR_CLASSES.get(state[:2], "other")
+
+
 class DriverPool:
     """A fixed number of autocommit connections per event loop, opened at the first checkout.
 
@@ -58,6 +82,9 @@ class DriverPool:
         self._size = size
         self._timeout = timeout_seconds
         self._away = False
+        # Errors by kind (error_kind, plus pool_timeout and connection_lost), since start:
+        # read by /metrics, which publishes what grew.
+        self.errors: Counter[str] = Counter()
         self._pools: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
             WeakKeyDictionary()
         )
@@ -95,6 +122,7 @@ class DriverPool:
             connection = await pool.getconn(wait)
         except PoolTimeout as error:
             self._away = True
+            self.errors["pool_timeout"] += 1
             raise Unavailable(f"No database connection within {wait:g} s") from error
         self._away = False
         return pool, connection
@@ -102,6 +130,23 @@ class DriverPool:
     def lost(self) -> None:
         """A connection broke: the database may be away."""
         self._away = True
+        self.errors["connection_lost"] += 1
+
+    def failed(self, error: psycopg.Error) -> None:
+        """A statement failed (the connection still works): counted by kind."""
+        self.errors[error_kind(error)] += 1
+
+    def stats(self) -> PoolStats:
+        """This process's connections, over every event loop's pool."""
+        size = in_use = waiting = 0
+        for pool in list(self._pools.values()):
+            if pool.closed:
+                continue
+            numbers = pool.get_stats()
+            size += numbers.get("pool_size", 0)
+            in_use += numbers.get("pool_size", 0) - numbers.get("pool_available", 0)
+            waiting += numbers.get("requests_waiting", 0)
+        return PoolStats(size, in_use, waiting)
 
     async def close(self) -> None:
         """Close this loop's pool (those of loops that have ended went with them)."""

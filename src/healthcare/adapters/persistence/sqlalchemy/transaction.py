@@ -782,4 +782,5 @@ class DriverTransaction(_FinalRowState):
         if self._driver is not None and self._driver.broken:
             self._pool.lost()
             return Unavailable("The database connection was lost")
+        self._pool.failed(error)
         return DBAPIError.instance(sql, None, error, psycopg.Error, hide_parameters=True)
