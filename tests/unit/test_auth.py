@@ -288,10 +288,10 @@ class TestLogin:
         checking, release = asyncio.Event(), asyncio.Event()
         fast_verify = core.hasher.verify
 
-        async def slow_verify(plain: str, hashed: str) -> bool:
+        async def slow_verify(plain: str, hashed: str, *, on_behalf_of: str | None = None) -> bool:
             checking.set()
             await release.wait()
-            return await fast_verify(plain, hashed)
+            return await fast_verify(plain, hashed, on_behalf_of=on_behalf_of)
 
         monkeypatch.setattr(core.hasher, "verify", slow_verify)
         login = asyncio.create_task(core.container.login_user()(user.username, password))
