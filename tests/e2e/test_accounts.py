@@ -76,10 +76,15 @@ async def test_an_administrator_deactivates_and_reactivates_an_account(
 
     on = await client.post(f"/api/users/{alice.id}/activate/", headers=admin.headers)
     assert on.json()["is_active"] is True
-    assert await _login(client, alice) == 200
-    # The chain revoked while deactivated stays revoked.
+    again = await client.post(
+        "/api/auth/login/", json={"username": alice.username, "password": PASSWORD}
+    )
+    assert again.status_code == 200
+    # The chain and the access token revoked while deactivated stay revoked.
     assert_problem(await client.post("/api/token/refresh/", json={"refresh": alice.refresh}), 401)
-    listed = await client.get("/api/patients/", headers=alice.headers)
+    assert_problem(await client.get("/api/patients/", headers=alice.headers), 401)
+    fresh = {"Authorization": f"Bearer {again.json()['access']}"}
+    listed = await client.get("/api/patients/", headers=fresh)
     assert listed.headers["x-total-count"] == "1"  # the records were kept
 
 

@@ -79,3 +79,30 @@ async def test_registration_and_refresh_are_limited_per_address(settings: Settin
         for _ in range(10):
             listed = await client.get("/api/patients/", headers=account.headers)
             assert listed.status_code == 200
+
+
+async def test_wrong_current_passwords_are_throttled_like_sign_in(settings: Settings) -> None:
+    """A password change is a guessing oracle as good as sign-in: the same brakes, per
+    account (shared with sign-in) and per client."""
+    limited = dataclasses.replace(settings, login_attempts_per_username=3)
+    async with AsyncTestClient(create_app(build_container(limited))) as client:
+        account = await sign_up(client)  # a successful sign-in: the count starts at zero
+
+        def change(current: str) -> dict[str, str]:
+            return {"current_password": current, "new_password": "a brand new passphrase"}
+
+        for _ in range(3):
+            wrong = await client.post(
+                "/api/auth/password/", headers=account.headers, json=change("a wrong guess")
+            )
+            assert_problem(wrong, 400, "current_password")
+        blocked = await client.post(
+            "/api/auth/password/", headers=account.headers, json=change(PASSWORD)
+        )
+        assert_problem(blocked, 429)
+        assert 0 < int(blocked.headers["retry-after"]) <= 300
+        # Sign-in shares the account's count.
+        signin = await client.post(
+            "/api/token/", json={"username": account.username, "password": PASSWORD}
+        )
+        assert_problem(signin, 429)

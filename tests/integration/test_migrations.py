@@ -16,12 +16,20 @@ from sqlalchemy import Connection, Engine, inspect, make_url, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from healthcare.adapters.lookalikes import login_name_key
 from healthcare.adapters.persistence.sqlalchemy import current, downgrade, head, upgrade
 from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
 from healthcare.adapters.persistence.sqlalchemy.tables import DIALECT_INDEXES, metadata
 
 FIRST_TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
-TABLES = FIRST_TABLES | {"audit_event", "patient_count", "mapping_count", "doctor_count"}
+TABLES = FIRST_TABLES | {
+    "audit_event",
+    "patient_count",
+    "mapping_count",
+    "doctor_count",
+    "login_name",
+    "token_revocation",
+}
 HEAD = head()  # what Alembic finds: a new migration needs no edit here
 
 
@@ -235,3 +243,33 @@ def test_existing_records_get_a_version_and_search_keys(fresh_url: str) -> None:
     ]
     downgrade(fresh_url, "0004")
     assert _rows(fresh_url, "SELECT count(*) FROM patient") == [(1,)]
+
+
+def test_existing_accounts_get_their_login_names_the_earlier_keeping_a_clash(
+    fresh_url: str,
+) -> None:
+    upgrade(fresh_url, "0006")
+    add_user = (
+        "INSERT INTO user_account (username, username_key, email, email_key, password_hash,"
+        " is_active, is_staff, is_superuser, created_at, updated_at)"
+        " VALUES (:username, :username, :email, :email, 'h', true, false, false, :now, :now)"
+    )
+    asyncio.run(
+        _execute(
+            fresh_url,
+            # The second took the first's username as its email, before the login names.
+            (add_user, {"username": "ann@x.org", "email": "a1@x.org", "now": NOW}),
+            (add_user, {"username": "bob", "email": "ann@x.org", "now": NOW}),
+        )
+    )
+    upgrade(fresh_url)
+
+    owners = dict(_rows(fresh_url, "SELECT key, user_id FROM login_name"))
+    assert owners == {
+        login_name_key("ann@x.org"): 1,
+        login_name_key("a1@x.org"): 1,
+        login_name_key("bob"): 2,
+    }
+    # Deleting an account frees its names.
+    asyncio.run(_execute(fresh_url, "DELETE FROM user_account WHERE id = 1"))
+    assert _rows(fresh_url, "SELECT user_id FROM login_name") == [(2,)]

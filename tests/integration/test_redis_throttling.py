@@ -54,6 +54,7 @@ async def test_two_throttles_on_one_redis_share_the_limit(redis: Redis) -> None:
     ]
     for i in range(4):
         await workers[i % 2].admit("ann", "10.0.0.1")
+    await workers[1].failed("10.0.0.1")  # (a client that never failed would get one try)
     with pytest.raises(TooManyAttempts):
         await workers[0].admit("ann", "10.0.0.1")
 

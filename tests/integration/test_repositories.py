@@ -690,17 +690,36 @@ async def test_an_inactive_account_does_not_rotate(new_uow: UowFactory) -> None:
         assert await uow.refresh_sessions.get(session.id) == session  # unchanged
 
 
-async def test_find_by_login_prefers_the_owner_of_an_email(new_uow: UowFactory) -> None:
-    address = f"{unique('victim')}@example.org"
+@pytest.mark.parametrize(
+    ("first", "second", "field"),
+    [
+        # (username, email) of the first account, then of the second: {a} is an address,
+        # {f} the same in a fullwidth first letter, {u} a unique name.
+        (("{a}", "{u}@x.org"), ("{u}b", "{a}"), "email"),
+        (("{u}", "{a}"), ("{a}", "{u}b@x.org"), "username"),
+        (("admin{u}", "{u}@x.org"), ("\u0430dmin{u}", "{u}b@x.org"), "username"),
+        (("{u}", "{a}"), ("{u}b", "{f}"), "email"),
+    ],
+    ids=["email-is-a-username", "username-is-an-email", "look-alike-username", "look-alike-email"],
+)
+async def test_no_two_accounts_have_login_names_alike(
+    new_uow: UowFactory, first: tuple[str, str], second: tuple[str, str], field: str
+) -> None:
+    """Whichever registered first: sign-in looks emails up first, so an email equal to
+    another account's username would take that name over."""
+    address = f"{unique('name')}@example.org"
+    names = {"a": address, "f": "\uff4e" + address[1:], "u": unique()}
+
+    def user(username: str, email: str) -> NewUser:
+        return NewUser(username.format(**names), email.format(**names), "h")
+
     async with new_uow() as uow:
-        # Registered first, with a username that is someone else's address.
-        squatter = await uow.users.add(NewUser(address.upper(), f"{unique()}@x.org", "h"))
-        owner = await uow.users.add(NewUser(unique("owner"), address, "h"))
+        await uow.users.add(user(*first))
         await uow.commit()
     async with new_uow() as uow:
-        found = await uow.users.find_by_login(address)
-    assert found is not None
-    assert found.id == owner.id != squatter.id
+        with pytest.raises(Conflict) as caught:
+            await uow.users.add(user(*second))
+    assert caught.value.field == field
 
 
 # Audit trail ----------------------------------------------------------------------------

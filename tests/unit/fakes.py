@@ -14,17 +14,23 @@ class FakePasswordHasher:
         self.hashed: list[str] = []
         self.verified: list[str] = []
         self.wasted: list[str] = []
+        self.parties: list[str | None] = []  # on whose behalf each call was made
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, on_behalf_of: str | None = None) -> str:
         self.hashed.append(password)
+        self.parties.append(on_behalf_of)
         return HASH_PREFIX + password
 
-    async def verify(self, password: str, password_hash: str) -> bool:
+    async def verify(
+        self, password: str, password_hash: str, *, on_behalf_of: str | None = None
+    ) -> bool:
         self.verified.append(password)
+        self.parties.append(on_behalf_of)
         return password_hash == HASH_PREFIX + password
 
-    async def waste_time(self, password: str) -> None:
+    async def waste_time(self, password: str, *, on_behalf_of: str | None = None) -> None:
         self.wasted.append(password)
+        self.parties.append(on_behalf_of)
 
 
 class FixedClock:

@@ -247,15 +247,31 @@ class TestLogin:
 
         assert core.tokens.read_access(pair.access).user_id == user.id
 
-    async def test_email_login_reaches_the_owner_of_that_email(self, core: Core) -> None:
-        # Someone takes a username equal to another person's email address first...
-        await core.sign_up(username="victim@example.com", email="squatter@example.com")
-        victim, password = await core.sign_up(username="victim", email="victim@example.com")
+    async def test_an_email_that_is_another_accounts_username_is_taken(self, core: Core) -> None:
+        # Someone takes a username equal to another person's email address first: that
+        # address can then not be registered (sign-in looks emails up first, so it would
+        # take the name over), and the string keeps signing in to the first account.
+        squatter, password = await core.sign_up(
+            username="victim@example.com", email="squatter@example.com"
+        )
 
-        # ...and the owner of that email can no longer sign in with it.
+        with pytest.raises(Conflict) as caught:
+            await core.sign_up(username="victim", email="Victim@Example.com")
+
+        assert caught.value.field == "email"
         pair = await core.container.login_user()("victim@example.com", password)
+        assert core.tokens.read_access(pair.access).user_id == squatter.id
 
-        assert core.tokens.read_access(pair.access).user_id == victim.id
+    @pytest.mark.parametrize("impostor", ["\u0430dmin", "adm\u0131n", "adm\u0130n", "ADMIN"])
+    async def test_a_username_that_looks_like_another_is_taken(
+        self, core: Core, impostor: str
+    ) -> None:
+        await core.sign_up(username="admin", email="admin@example.com")
+
+        with pytest.raises(Conflict) as caught:
+            await core.sign_up(username=impostor, email="other@example.com")
+
+        assert caught.value.field == "username"
 
     async def test_a_username_equal_to_an_existing_email_is_taken(self, core: Core) -> None:
         await core.sign_up(username="owner", email="owner@example.com")
@@ -272,10 +288,10 @@ class TestLogin:
         checking, release = asyncio.Event(), asyncio.Event()
         fast_verify = core.hasher.verify
 
-        async def slow_verify(plain: str, hashed: str) -> bool:
+        async def slow_verify(plain: str, hashed: str, *, on_behalf_of: str | None = None) -> bool:
             checking.set()
             await release.wait()
-            return await fast_verify(plain, hashed)
+            return await fast_verify(plain, hashed, on_behalf_of=on_behalf_of)
 
         monkeypatch.setattr(core.hasher, "verify", slow_verify)
         login = asyncio.create_task(core.container.login_user()(user.username, password))

@@ -13,12 +13,13 @@ import healthcare.adapters
 from healthcare.adapters import conformance
 from healthcare.adapters.persistence.memory import MemoryStore
 from healthcare.adapters.persistence.sqlalchemy.database import Database
+from healthcare.adapters.persistence.sqlalchemy.revocation_feed import RevocationFeed
 from healthcare.entrypoints.container import Container
 from healthcare.entrypoints.settings import MEMORY_URL, Settings
 from tests.unit.factories import SECRET
 
-# What the adapters share, not adapters of a port themselves.
-NOT_ADAPTERS = {Database, MemoryStore}
+# What the adapters share, and background work the app starts: not adapters of a port.
+NOT_ADAPTERS = {Database, MemoryStore, RevocationFeed}
 
 CHECKED = {
     hint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from typing import Any
@@ -9,7 +10,11 @@ from typing import Any
 import bcrypt
 import pytest
 
-from healthcare.adapters.security.passwords import LOWEST_PRIORITY, BcryptPasswordHasher
+from healthcare.adapters.security.passwords import (
+    LOWEST_PRIORITY,
+    BcryptPasswordHasher,
+    FairShare,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,46 @@ async def test_hashes_run_on_threads_at_the_lowest_cpu_priority(
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     before = priority()
-    assert await hasher._run(priority) == LOWEST_PRIORITY
+    assert await hasher._run(None, priority) == LOWEST_PRIORITY
     assert priority() == before  # the event loop's thread keeps its own
     assert await hasher.verify("a password", await hasher.hash("a password"))
+
+
+async def test_one_partys_storm_does_not_queue_anothers_sign_in_behind_it() -> None:
+    """A storm of password checks for one account (24 in flight on one thread) and a
+    sign-in for another: the sign-in waits for at most one of the storm's hashes, not for
+    all of them."""
+    hasher = BcryptPasswordHasher(rounds=4, threads=1)
+    stored = await hasher.hash("the right one")
+    finished: list[str] = []
+
+    async def check(party: str) -> None:
+        await hasher.verify("a wrong guess", stored, on_behalf_of=party)
+        finished.append(party)
+
+    try:
+        storm = [asyncio.create_task(check("account:1")) for _ in range(24)]
+        await asyncio.sleep(0)  # the storm is queued first
+        await asyncio.gather(check("account:2"), *storm)
+    finally:
+        hasher.close()
+
+    assert finished.index("account:2") <= 2, finished
+
+
+async def test_the_fair_share_hands_places_out_in_turn() -> None:
+    share = FairShare(1)
+    order: list[str] = []
+
+    async def job(party: str) -> None:
+        await share.take(party)
+        try:
+            order.append(party)
+            await asyncio.sleep(0)
+        finally:
+            share.give_back()
+
+    await asyncio.gather(*(job("a") for _ in range(3)), *(job("b") for _ in range(2)), job("c"))
+
+    assert order == ["a", "a", "b", "c", "a", "b"]
+    assert share.waiting == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from healthcare.adapters.persistence.memory import MemoryUnitOfWork
@@ -11,6 +13,7 @@ from healthcare.application.auth import Login
 from healthcare.domain.audit import Origin
 from healthcare.domain.errors import AuthenticationFailed, TooManyAttempts
 from tests.unit.factories import Core
+from tests.unit.fakes import FakePasswordHasher
 
 
 async def test_memory_counters_count_within_a_window() -> None:
@@ -29,14 +32,15 @@ async def test_memory_counters_stay_bounded() -> None:
     assert len(counters._counts) <= 10
 
 
-async def test_a_handful_of_attempts_per_username_then_429() -> None:
+async def test_a_handful_of_attempts_per_account_then_429() -> None:
     throttle = CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=3)
     for _ in range(3):
         await throttle.admit("ann", "10.0.0.1")
+    await throttle.failed("10.0.0.1")
     with pytest.raises(TooManyAttempts) as caught:
-        await throttle.admit("ann", "10.0.0.2")  # another address does not help
+        await throttle.admit("ann", "10.0.0.1")
     assert 0 < caught.value.retry_after <= 300
-    await throttle.admit("bob", "10.0.0.1")  # other usernames are unaffected
+    await throttle.admit("bob", "10.0.0.1")  # other accounts are unaffected
 
 
 async def test_success_resets_the_username_but_not_the_address() -> None:
@@ -89,3 +93,90 @@ async def test_a_successful_login_resets_the_count(core: Core) -> None:
         with pytest.raises(AuthenticationFailed):
             await login(user.username, "wrong password!", Origin("10.0.0.1"))
     await login(user.username, password, Origin("10.0.0.1"))
+
+
+class SlowHasher(FakePasswordHasher):
+    """Takes a while, as bcrypt does: parallel attempts are all in flight at once."""
+
+    async def verify(
+        self, password: str, password_hash: str, *, on_behalf_of: str | None = None
+    ) -> bool:
+        await asyncio.sleep(0.01)
+        return await super().verify(password, password_hash, on_behalf_of=on_behalf_of)
+
+
+def _login(core: Core, attempts: int = 3, hasher: FakePasswordHasher | None = None) -> Login:
+    return Login(
+        MemoryUnitOfWork(core.store),
+        hasher or core.hasher,
+        core.tokens,
+        core.clock,
+        throttle=CountingLoginThrottle(MemoryCounters(), max_attempts_per_username=attempts),
+        auditor=core.auditor,
+    )
+
+
+async def test_the_username_and_the_email_of_an_account_share_one_count(core: Core) -> None:
+    user, password = await core.sign_up()
+    login = _login(core)
+    for name in (user.username, user.username, user.email.upper()):
+        with pytest.raises(AuthenticationFailed):
+            await login(name, "wrong password!", Origin("10.0.0.1"))
+
+    with pytest.raises(TooManyAttempts):
+        await login(user.email, password, Origin("10.0.0.1"))
+
+
+async def test_unknown_names_are_counted_by_the_name_typed(core: Core) -> None:
+    login = _login(core)
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            await login("nobody", "wrong password!", Origin("10.0.0.1"))
+    with pytest.raises(TooManyAttempts):
+        await login("NOBODY", "wrong password!", Origin("10.0.0.1"))
+    with pytest.raises(AuthenticationFailed):
+        await login("somebody", "wrong password!", Origin("10.0.0.1"))
+
+
+async def test_a_clean_client_with_the_right_password_gets_through_a_locked_account(
+    core: Core,
+) -> None:
+    """The way out of a targeted lockout: an attacker who spends an account's attempts
+    locks out only clients that have failed recently, not its owner elsewhere."""
+    user, password = await core.sign_up()
+    login = _login(core)
+    attacker, owner, stranger = Origin("10.6.6.6"), Origin("10.0.0.1"), Origin("10.0.0.2")
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            await login(user.username, "wrong password!", attacker)
+    with pytest.raises(TooManyAttempts):
+        await login(user.username, password, attacker)
+
+    # A clean client gets one try at a locked account: a wrong one marks it.
+    with pytest.raises(AuthenticationFailed):
+        await login(user.username, "wrong password!", stranger)
+    with pytest.raises(TooManyAttempts):
+        await login(user.username, password, stranger)
+
+    assert await login(user.username, password, owner)  # never failed: let through
+
+
+async def test_a_burst_from_a_clean_client_gets_one_try_at_a_locked_account(core: Core) -> None:
+    user, _ = await core.sign_up()
+    hasher = SlowHasher()
+    login = _login(core, hasher=hasher)
+    for _ in range(3):
+        with pytest.raises(AuthenticationFailed):
+            await login(user.username, "wrong password!", Origin("10.6.6.6"))
+    verified = len(hasher.verified)
+
+    burst = await asyncio.gather(
+        *(login(user.username, f"guess number {n}", Origin("10.0.0.7")) for n in range(6)),
+        return_exceptions=True,
+    )
+
+    assert sorted(type(answer).__name__ for answer in burst) == [
+        "AuthenticationFailed",
+        *["TooManyAttempts"] * 5,
+    ]
+    assert len(hasher.verified) == verified + 1

@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from healthcare.adapters.security import tokens as token_module
+from healthcare.adapters.security.revocations import RevocationList
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.application.ports import RefreshClaims
 from healthcare.domain.entities import Principal
@@ -88,6 +89,7 @@ class TestRoundTrip:
             "iat": int(clock.now().timestamp()),
             "exp": int(clock.now().timestamp()) + 900,
             "adm": False,
+            "iat_ms": int(clock.now().timestamp()) * 1000,  # whole seconds on this clock
         }
 
     def test_refresh_tokens_carry_simplejwt_claims_too(self) -> None:
@@ -384,3 +386,48 @@ def test_an_asymmetric_key_is_still_refused_as_a_secret() -> None:
     pem = "-----BEGIN PUBLIC KEY-----\n" + "A" * 64 + "\n-----END PUBLIC KEY-----\n"
     with pytest.raises(jwt.InvalidKeyError):
         service(secret=pem).issue_access(Principal(1, False))
+
+
+class TestRevocation:
+    """A user's "not before": tokens issued earlier are refused, cached or not, and tokens
+    issued from then on (even within the same second) are not."""
+
+    def test_tokens_issued_before_are_refused_and_later_ones_kept(self) -> None:
+        clock = FixedClock()
+        revocations = RevocationList()
+        tokens = JwtTokenService(SECRET, clock, revocations=revocations)
+        before = tokens.issue_access(Principal(42)).token
+        other_user = tokens.issue_access(Principal(43)).token
+        assert tokens.read_access(before).user_id == 42  # now cached
+
+        clock.at += timedelta(milliseconds=300)
+        revocations.revoke_before(42, clock.now())
+
+        with pytest.raises(AuthenticationFailed, match="revoked"):
+            tokens.read_access(before)
+        with pytest.raises(AuthenticationFailed, match="revoked"):
+            JwtTokenService(SECRET, clock, revocations=revocations).read_access(before)
+        assert tokens.read_access(other_user).user_id == 43
+        after = tokens.issue_access(Principal(42)).token  # the same second, later
+        assert tokens.read_access(after).user_id == 42
+
+    def test_a_token_without_milliseconds_counts_from_its_second(self) -> None:
+        clock = FixedClock()
+        revocations = RevocationList()
+        tokens = JwtTokenService(SECRET, clock, revocations=revocations)
+        old_style = signed(claims(sub="42", iat=int(clock.now().timestamp()) - 5))
+        revocations.revoke_before(42, clock.now())
+
+        with pytest.raises(AuthenticationFailed, match="revoked"):
+            tokens.read_access(old_style)
+
+    def test_old_revocations_are_forgotten(self) -> None:
+        revocations = RevocationList()
+        revocations.note(1, int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000))
+        revocations.note(2, int(datetime.now(UTC).timestamp() * 1000))
+        revocations.note(2, 5)  # an older note never moves it back
+
+        revocations.forget_older_than(900)
+
+        assert list(revocations.not_before) == [2]
+        assert revocations.not_before[2] > 5

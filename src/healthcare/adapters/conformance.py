@@ -35,11 +35,13 @@ from healthcare.adapters.persistence.sqlalchemy.repositories import (
 )
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
+from healthcare.adapters.security.revocations import RevocationList
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import Counters, MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.adapters.throttling.probe import RedisProbe
 from healthcare.application.ports import (
+    AccessTokenRevocations,
     AuditRepository,
     AuditTrail,
     Clock,
@@ -78,6 +80,7 @@ def _every_adapter_satisfies_its_port(
     system_clock: SystemClock,
     bcrypt_hasher: BcryptPasswordHasher,
     jwt_tokens: JwtTokenService,
+    revocation_list: RevocationList,
     counting_throttle: CountingLoginThrottle,
     memory_counters: MemoryCounters,
     redis_counters: RedisCounters,
@@ -98,5 +101,6 @@ def _every_adapter_satisfies_its_port(
     _clock: list[Clock] = [system_clock]
     _password_hasher: list[PasswordHasher] = [bcrypt_hasher]
     _token_service: list[TokenService] = [jwt_tokens]
+    _revocations: list[AccessTokenRevocations] = [revocation_list]
     _login_throttle: list[LoginThrottle] = [counting_throttle]
     _counters: list[Counters] = [memory_counters, redis_counters]  # adapters/throttling's port

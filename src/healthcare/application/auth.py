@@ -7,19 +7,21 @@ from dataclasses import dataclass
 
 from healthcare.application.audit import Auditor
 from healthcare.application.ports import (
+    AccessTokenRevocations,
     Clock,
     LoginThrottle,
     PasswordHasher,
     RefreshClaims,
     TokenService,
     UnitOfWork,
+    throttle_key,
 )
 from healthcare.application.users import refuse_unless_may_manage, replace_password
 from healthcare.domain.audit import NOWHERE, AuditAction, AuditOutcome, Origin, ResourceType
 from healthcare.domain.entities import NewUser, Principal, RefreshSession, User
 from healthcare.domain.errors import (
+    ACCOUNT_GONE,
     AuthenticationFailed,
-    Conflict,
     FieldError,
     Forbidden,
     InvalidInput,
@@ -27,7 +29,6 @@ from healthcare.domain.errors import (
 )
 from healthcare.domain.rules import (
     contains_nul,
-    identity_key,
     password_errors,
     password_too_long,
     validate_registration,
@@ -77,12 +78,11 @@ class RegisterUser:
             from_email = username is None
             username = email if username is None else username
             validate_registration(username, email, password, username_from_email=from_email)
-            password_hash = await self._hasher.hash(password)
+            party = f"client:{origin.client}" if origin.client else None
+            password_hash = await self._hasher.hash(password, on_behalf_of=party)
             async with self._uow as uow:
-                # A username may look like an address, but not like someone else's: sign-in
-                # looks emails up first, so such a username could never be used.
-                if await uow.users.find_by_login(username) is not None:
-                    raise Conflict("A user with that username already exists", "username")
+                # The repository refuses a username or an email that is (or looks like)
+                # another account's username or email, whichever came first.
                 user = await uow.users.add(
                     NewUser(username, email, password_hash, is_staff, is_superuser)
                 )
@@ -123,28 +123,27 @@ class Login:
         refused as a wrong password is, and counted and audited as one."""
         client = origin.client or "unknown"
         async with self._audit.scope(AuditAction.LOGIN, origin, None, USER) as audit:
-            throttle_key = identity_key(username_or_email)
-            await self._throttle.admit(throttle_key, client)
             user = None
             if not contains_nul(username_or_email):  # no account can have such a name
                 async with self._uow as uow:
                     user = await uow.users.find_by_login(username_or_email)
             # The account attacked is recorded, never the name typed: it may be a password.
             audit.resource_id = user.id if user is not None else None
+            counted_as = throttle_key(audit.resource_id, username_or_email)
+            await self._throttle.admit(counted_as, client)
             # bcrypt runs outside any transaction: it must not hold a connection or a lock.
             if user is None or password_too_long(password):
                 # Same cost and same answer as a wrong password.
-                await self._hasher.waste_time(password[:72])
+                await self._hasher.waste_time(password[:72], on_behalf_of=counted_as)
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
-            if (
-                not await self._hasher.verify(password, user.password_hash)
-                or not user.is_active
-                or (staff_only and not user.is_admin)
-            ):
+            checked = await self._hasher.verify(
+                password, user.password_hash, on_behalf_of=counted_as
+            )
+            if not checked or not user.is_active or (staff_only and not user.is_admin):
                 await self._throttle.failed(client)
                 raise AuthenticationFailed(BAD_CREDENTIALS)
-            await self._throttle.succeeded(throttle_key)
+            await self._throttle.succeeded(counted_as)
             audit.user_id = user.id
             async with self._uow as uow:
                 session_id = uuid.uuid4().hex
@@ -266,20 +265,33 @@ class GetCurrentUser:
         async with self._uow as uow:
             user = await uow.users.get(principal.user_id)
         if user is None or not user.is_active:
-            raise AuthenticationFailed("The account no longer exists or is inactive")
+            raise AuthenticationFailed(ACCOUNT_GONE)
         return user
 
 
 class ChangePassword:
-    """Change one's own password; every login's refresh chain is revoked with the old one."""
+    """Change one's own password; every login's refresh chain is revoked with the old one.
+
+    Checking the current password is a guessing oracle as good as sign-in, so it is held
+    to the same brakes, on the same count (the account's, and the client's failures).
+    """
 
     def __init__(
-        self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, auditor: Auditor
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        clock: Clock,
+        auditor: Auditor,
+        *,
+        throttle: LoginThrottle,
+        revocations: AccessTokenRevocations,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._audit = auditor
+        self._throttle = throttle
+        self._revocations = revocations
 
     async def __call__(self, principal: Principal, current: str, new: str) -> None:
         action = AuditAction.PASSWORD_CHANGE
@@ -287,29 +299,49 @@ class ChangePassword:
             async with self._uow as uow:
                 user = await uow.users.get(principal.user_id)
             if user is None or not user.is_active:
-                raise AuthenticationFailed("The account no longer exists or is inactive")
+                raise AuthenticationFailed(ACCOUNT_GONE)
+            client = principal.origin.client or "unknown"
+            counted_as = throttle_key(user.id, user.username)
+            await self._throttle.admit(counted_as, client)
             if password_too_long(current) or not await self._hasher.verify(
-                current, user.password_hash
+                current, user.password_hash, on_behalf_of=counted_as
             ):
+                await self._throttle.failed(client)
                 raise InvalidInput.single("current_password", "is not your current password")
+            await self._throttle.succeeded(counted_as)
             if errors := password_errors(new, user.username):
                 raise InvalidInput([FieldError("new_password", e.message) for e in errors])
             await replace_password(
-                self._uow, self._hasher, self._clock, audit, user_id=user.id, password=new
+                self._uow,
+                self._hasher,
+                self._clock,
+                audit,
+                self._revocations,
+                user_id=user.id,
+                password=new,
+                on_behalf_of=counted_as,
             )
 
 
 class SetUserActive:
     """An administrator deactivates (or reactivates) an account.
 
-    A deactivated user cannot sign in or refresh; their refresh chains are revoked at once and
-    their access tokens lapse within their short lifetime.
+    A deactivated user cannot sign in or refresh; their refresh chains and their access
+    tokens are revoked at once (on other workers within a second).
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, auditor: Auditor) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        auditor: Auditor,
+        *,
+        revocations: AccessTokenRevocations,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._audit = auditor
+        self._revocations = revocations
 
     async def __call__(self, principal: Principal, user_id: int, active: bool) -> User:
         action = AuditAction.USER_ACTIVATE if active else AuditAction.USER_DEACTIVATE
@@ -318,6 +350,7 @@ class SetUserActive:
                 raise Forbidden("Only an administrator may change an account's status")
             if user_id == principal.user_id and not active:
                 raise InvalidInput.single("user", "administrators cannot deactivate themselves")
+            now = self._clock.now()
             async with self._uow as uow:
                 target = await uow.users.get(user_id)
                 if target is not None:
@@ -326,7 +359,9 @@ class SetUserActive:
                 if user is None:
                     raise NotFound("User", user_id)
                 if not active:
-                    await uow.refresh_sessions.revoke_all_for_user(user_id, self._clock.now())
+                    await uow.refresh_sessions.revoke_all_for_user(user_id, now)
                 await audit.stage(uow)
                 await uow.commit()
+            if not active:
+                self._revocations.revoke_before(user_id, now)
         return user

@@ -31,11 +31,13 @@ from healthcare.domain.listing import (
     PatientFilter,
     UserFilter,
 )
+from healthcare.domain.rules import identity_key
 
 
 class UserRepository(Protocol):
     async def add(self, user: NewUser) -> User:
-        """Store a new user. Raises Conflict if the username or email is taken."""
+        """Store a new user. Raises Conflict (naming the field) if the username or the email
+        is, or looks like, a username or an email of another account."""
         ...
 
     async def get(self, user_id: int) -> User | None: ...
@@ -210,7 +212,10 @@ class RefreshSessionRepository(Protocol):
 
     async def revoke(self, session_id: str, when: datetime) -> None: ...
 
-    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None: ...
+    async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
+        """Revoke every chain of the user, and record that their access tokens issued
+        before ``when`` are refused, for every worker to learn (AccessTokenRevocations)."""
+        ...
 
 
 class AuditRepository(Protocol):
@@ -295,13 +300,20 @@ class AuditTrail(Protocol):
 
 
 class PasswordHasher(Protocol):
-    """Slow hashing; implementations run it off the event loop."""
+    """Slow hashing; implementations run it off the event loop.
 
-    async def hash(self, password: str) -> str: ...
+    ``on_behalf_of`` names whom a hash is for (an account, a client): implementations
+    share their threads fairly between parties, so that no one party's storm of hashes
+    holds up everyone else's.
+    """
 
-    async def verify(self, password: str, password_hash: str) -> bool: ...
+    async def hash(self, password: str, *, on_behalf_of: str | None = None) -> str: ...
 
-    async def waste_time(self, password: str) -> None:
+    async def verify(
+        self, password: str, password_hash: str, *, on_behalf_of: str | None = None
+    ) -> bool: ...
+
+    async def waste_time(self, password: str, *, on_behalf_of: str | None = None) -> None:
         """Cost as much as a failed verify, so unknown usernames cannot be told apart."""
         ...
 
@@ -334,6 +346,15 @@ class TokenService(Protocol):
         ...
 
 
+class AccessTokenRevocations(Protocol):
+    """What this process's token checks refuse before the tokens expire."""
+
+    def revoke_before(self, user_id: int, when: datetime) -> None:
+        """Refuse the user's access tokens issued before ``when``, here, at once. (Other
+        processes learn it from the store, where revoke_all_for_user recorded it.)"""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -347,10 +368,11 @@ class DependencyProbe(Protocol):
 
 
 class LoginThrottle(Protocol):
-    """Brute-force brakes on sign-in, per username and per client address."""
+    """Brute-force brakes on password checks, per account and per client address."""
 
-    async def admit(self, username: str, client: str) -> None:
-        """Count an attempt on ``username``; raise TooManyAttempts while either is blocked.
+    async def admit(self, account: str, client: str) -> None:
+        """Count an attempt on ``account`` (see ``throttle_key``); raise TooManyAttempts
+        while ``client`` is blocked, or while the account is and ``client`` has failed.
 
         Attempts are counted before the password is checked, so a burst of parallel guesses
         is counted too.
@@ -358,9 +380,16 @@ class LoginThrottle(Protocol):
         ...
 
     async def failed(self, client: str) -> None:
-        """Count a failed sign-in from ``client``."""
+        """Count a failed password check from ``client``."""
         ...
 
-    async def succeeded(self, username: str) -> None:
-        """Forget the username's attempts."""
+    async def succeeded(self, account: str) -> None:
+        """Forget the account's attempts."""
         ...
+
+
+def throttle_key(user_id: int | None, typed: str) -> str:
+    """What a password check is counted against: the account once the name is resolved,
+    so that its username and its email share one count; the name typed when no account
+    has it."""
+    return f"account:{user_id}" if user_id is not None else "name:" + identity_key(typed)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from healthcare.application.audit import Auditor, AuditScope
 from healthcare.application.paging import Page, PageRequest
-from healthcare.application.ports import Clock, PasswordHasher, UnitOfWork, UserRepository
+from healthcare.application.ports import (
+    AccessTokenRevocations,
+    Clock,
+    PasswordHasher,
+    UnitOfWork,
+    UserRepository,
+)
 from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import NewUser, Principal, User
 from healthcare.domain.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
@@ -43,19 +49,23 @@ async def replace_password(
     hasher: PasswordHasher,
     clock: Clock,
     audit: AuditScope,
+    revocations: AccessTokenRevocations,
     *,
     user_id: int,
     password: str,
+    on_behalf_of: str | None = None,
 ) -> None:
     """Store ``password``'s hash (computed outside any transaction) and revoke every refresh
-    chain of the account with the old one, audited in the same transaction."""
-    password_hash = await hasher.hash(password)
+    chain and access token of the account issued before, audited in the same transaction."""
+    password_hash = await hasher.hash(password, on_behalf_of=on_behalf_of)
+    now = clock.now()
     async with uow:
         if await uow.users.set_password_hash(user_id, password_hash) is None:
             raise NotFound("User", user_id)
-        await uow.refresh_sessions.revoke_all_for_user(user_id, clock.now())
+        await uow.refresh_sessions.revoke_all_for_user(user_id, now)
         await audit.stage(uow)
         await uow.commit()
+    revocations.revoke_before(user_id, now)
 
 
 async def _managed(users: UserRepository, principal: Principal, user_id: int) -> User:
@@ -197,12 +207,19 @@ class SetUserPassword:
     user changes it, every refresh chain of the account is revoked."""
 
     def __init__(
-        self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, auditor: Auditor
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        clock: Clock,
+        auditor: Auditor,
+        *,
+        revocations: AccessTokenRevocations,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._audit = auditor
+        self._revocations = revocations
 
     async def __call__(self, principal: Principal, user_id: int, password: str) -> None:
         action = AuditAction.USER_SET_PASSWORD
@@ -213,5 +230,11 @@ class SetUserPassword:
             if errors := password_errors(password, target.username):
                 raise InvalidInput([FieldError("password", e.message) for e in errors])
             await replace_password(
-                self._uow, self._hasher, self._clock, audit, user_id=user_id, password=password
+                self._uow,
+                self._hasher,
+                self._clock,
+                audit,
+                self._revocations,
+                user_id=user_id,
+                password=password,
             )

@@ -69,6 +69,10 @@ class AuthenticationFailed(DomainError):
     """Bad credentials or a token that is not acceptable. Deliberately vague."""
 
 
+# Said when a valid token names an account that is gone or deactivated.
+ACCOUNT_GONE = "The account no longer exists or is inactive"
+
+
 class TooManyAttempts(DomainError):
     """Throttled: the caller must wait ``retry_after`` seconds."""
 

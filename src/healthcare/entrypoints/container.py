@@ -18,8 +18,10 @@ from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.memory.probe import MemoryProbe
 from healthcare.adapters.persistence.sqlalchemy.database import Database
 from healthcare.adapters.persistence.sqlalchemy.probe import PoolProbe
+from healthcare.adapters.persistence.sqlalchemy.revocation_feed import RevocationFeed
 from healthcare.adapters.persistence.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from healthcare.adapters.security.passwords import BcryptPasswordHasher
+from healthcare.adapters.security.revocations import RevocationList
 from healthcare.adapters.security.tokens import JwtTokenService
 from healthcare.adapters.throttling.counters import MemoryCounters, RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
@@ -77,12 +79,15 @@ class Container(containers.DeclarativeContainer):
         rounds=settings.provided.bcrypt_rounds,
         threads=providers.Callable(hash_threads_per_worker, settings.provided.workers),
     )
+    # The access tokens this worker refuses before they expire (one dict, read per request).
+    revocations = providers.Singleton(RevocationList)
     token_service: providers.Provider[TokenService] = providers.Singleton(
         JwtTokenService,
         secret=settings.provided.secret_key,
         clock=clock,
         access_lifetime=settings.provided.access_token_lifetime,
         refresh_lifetime=settings.provided.refresh_token_lifetime,
+        revocations=revocations,
     )
 
     # Persistence: DATABASE_URL=memory:// selects the in-memory adapter, anything else SQL.
@@ -99,6 +104,19 @@ class Container(containers.DeclarativeContainer):
         settings.provided.persistence,
         sqlalchemy=providers.Factory(SqlAlchemyUnitOfWork, database),
         memory=providers.Factory(MemoryUnitOfWork, memory_store),
+    )
+    # How the other workers' revocations reach this one (memory: there are no others).
+    revocation_feed = providers.Selector(
+        settings.provided.persistence,
+        sqlalchemy=providers.Singleton(
+            RevocationFeed,
+            settings.provided.database_url,
+            database.provided.engine,
+            revocations,
+            window=settings.provided.access_token_lifetime,
+            resync_seconds=settings.provided.revocation_resync_seconds,
+        ),
+        memory=providers.Object(None),
     )
     database_probe: providers.Provider[DependencyProbe] = providers.Selector(
         settings.provided.persistence,
@@ -163,9 +181,17 @@ class Container(containers.DeclarativeContainer):
     logout_user = providers.Factory(auth.Logout, unit_of_work, token_service, clock, auditor)
     get_current_user = providers.Factory(auth.GetCurrentUser, unit_of_work)
     change_password = providers.Factory(
-        auth.ChangePassword, unit_of_work, password_hasher, clock, auditor
+        auth.ChangePassword,
+        unit_of_work,
+        password_hasher,
+        clock,
+        auditor,
+        throttle=login_throttle,
+        revocations=revocations,
     )
-    set_user_active = providers.Factory(auth.SetUserActive, unit_of_work, clock, auditor)
+    set_user_active = providers.Factory(
+        auth.SetUserActive, unit_of_work, clock, auditor, revocations=revocations
+    )
 
     # Account management by an administrator (the admin interface and the command line).
     list_users = providers.Factory(users.ListUsers, unit_of_work, auditor)
@@ -174,7 +200,12 @@ class Container(containers.DeclarativeContainer):
     set_user_staff = providers.Factory(users.SetUserStaff, unit_of_work, auditor)
     set_user_email = providers.Factory(users.SetUserEmail, unit_of_work, auditor)
     set_user_password = providers.Factory(
-        users.SetUserPassword, unit_of_work, password_hasher, clock, auditor
+        users.SetUserPassword,
+        unit_of_work,
+        password_hasher,
+        clock,
+        auditor,
+        revocations=revocations,
     )
 
     create_patient = providers.Factory(patients.CreatePatient, unit_of_work, auditor)
@@ -257,6 +288,9 @@ def use_cases(container: Container) -> dict[str, providers.Factory[Any]]:
 
 async def close_container(container: Container) -> None:
     """Write what the audit trail still holds, then release what the container opened."""
+    feed = container.revocation_feed()
+    if isinstance(feed, RevocationFeed):
+        await feed.close()
     trail = container.audit_trail()
     try:
         await trail.close()

@@ -65,6 +65,9 @@ class Settings:
     # Longest a request's body may take to arrive, from the first read of it, before a 408.
     body_read_timeout_ms: int = 10_000
     audit_flush_ms: int = 250  # longest a read's audit event waits to be written
+    # PostgreSQL: how often each worker rereads the token revocations, should a
+    # notification have been missed (they arrive by LISTEN/NOTIFY within milliseconds).
+    revocation_resync_seconds: int = 30
     default_page_size: int = DEFAULT_LIMIT  # items in a list's page when the client names none
     admin_session_idle_minutes: int = 30  # an admin session ends after this long unused
     # /metrics (Prometheus) is served only when set, to scrapers that send it as a Bearer token.
@@ -146,6 +149,7 @@ def load_settings(
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
         body_read_timeout_ms=_int(values, "BODY_READ_TIMEOUT_MS", 10_000, 1, 600_000),
         audit_flush_ms=_int(values, "AUDIT_FLUSH_MS", 250, 10, 60_000),
+        revocation_resync_seconds=_int(values, "REVOCATION_RESYNC_SECONDS", 30, 1, 3600),
         default_page_size=_int(values, "DEFAULT_PAGE_SIZE", DEFAULT_LIMIT, 1, MAX_LIMIT),
         admin_session_idle_minutes=_int(values, "ADMIN_SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
         metrics_token=_metrics_token(values),

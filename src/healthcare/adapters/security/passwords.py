@@ -6,6 +6,11 @@ see the container), whose threads have the lowest scheduling priority (nice 19; 
 Linux a thread's nice value is its own): a hash takes whatever CPU is left, and a storm of
 logins leaves every other request's latency almost as it was, instead of competing for the
 cores on equal terms. With nothing else to do, the hashes still get all of the CPU.
+
+The threads are shared fairly between whoever the hashes are for (``on_behalf_of``: an
+account, or a client): waiting hashes start in turn, one of each party's at a time
+(``FairShare``), so one account's storm of password checks delays another's sign-in by at
+most one hash per thread, instead of queueing it behind the whole storm.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -34,45 +40,95 @@ def _lower_this_threads_priority() -> None:
         log.warning("bcrypt threads keep normal priority: %s", error)
 
 
+class FairShare:
+    """``slots`` places, handed out in turn between parties: a party with many waiting gets
+    one place per round, as every other waiting party does. (Per event loop: a worker's.)"""
+
+    def __init__(self, slots: int) -> None:
+        self._slots = slots
+        self._busy = 0
+        self._waiting: OrderedDict[str | None, deque[asyncio.Future[None]]] = OrderedDict()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
+
+    async def take(self, party: str | None) -> None:
+        """Wait for a place; give it back with ``give_back``."""
+        if self._busy < self._slots and not self._waiting:
+            self._busy += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(party, deque()).append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give_back()  # handed a place just as the waiter gave up
+            raise
+
+    def give_back(self) -> None:
+        """Hand the place to the next party in turn, or free it."""
+        while self._waiting:
+            party, queue = next(iter(self._waiting.items()))
+            turn = queue.popleft()
+            if queue:
+                self._waiting.move_to_end(party)  # its next one waits for the others
+            else:
+                del self._waiting[party]
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy -= 1
+
+
 class BcryptPasswordHasher:
     def __init__(self, rounds: int = 12, threads: int | None = None) -> None:
         self._rounds = rounds
         self._threads = threads or os.cpu_count() or 1
         self._executor: ThreadPoolExecutor | None = None
+        self._share = FairShare(self._threads)
         self._queued = 0  # hashes submitted and not finished (waiting or running)
         # Checked against when the username is unknown, so that path costs the same.
         self._decoy_hash = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(rounds))
 
-    async def _run(self, work: Callable[..., T], *args: bytes) -> T:
+    async def _run(self, party: str | None, work: Callable[..., T], *args: bytes) -> T:
         if self._executor is None:  # created in the process that uses it (after a fork)
             self._executor = ThreadPoolExecutor(
                 self._threads, "bcrypt", initializer=_lower_this_threads_priority
             )
+        await self._share.take(party)
         self._queued += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
         finally:
             self._queued -= 1
+            self._share.give_back()
 
     @property
     def queued(self) -> int:
         """Hashes waiting for a thread or running on one (for /metrics)."""
-        return self._queued
+        return self._queued + self._share.waiting
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, on_behalf_of: str | None = None) -> str:
         secret = _encode(password)
-        hashed = await self._run(bcrypt.hashpw, secret, bcrypt.gensalt(self._rounds))
+        salt = bcrypt.gensalt(self._rounds)
+        hashed = await self._run(on_behalf_of, bcrypt.hashpw, secret, salt)
         return hashed.decode("ascii")
 
-    async def verify(self, password: str, password_hash: str) -> bool:
+    async def verify(
+        self, password: str, password_hash: str, *, on_behalf_of: str | None = None
+    ) -> bool:
         secret = _encode(password)
         try:
-            return await self._run(bcrypt.checkpw, secret, password_hash.encode("ascii"))
+            return await self._run(
+                on_behalf_of, bcrypt.checkpw, secret, password_hash.encode("ascii")
+            )
         except ValueError:  # a malformed stored hash is a failed check, not a crash
             return False
 
-    async def waste_time(self, password: str) -> None:
-        await self._run(bcrypt.checkpw, _encode(password), self._decoy_hash)
+    async def waste_time(self, password: str, *, on_behalf_of: str | None = None) -> None:
+        await self._run(on_behalf_of, bcrypt.checkpw, _encode(password), self._decoy_hash)
 
     def close(self) -> None:
         if self._executor is not None:

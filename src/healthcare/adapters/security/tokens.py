@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
+from healthcare.adapters.security.revocations import RevocationList, epoch_ms
 from healthcare.application.ports import Clock, IssuedToken, RefreshClaims
 from healthcare.domain.entities import Principal
 from healthcare.domain.errors import AuthenticationFailed
@@ -19,6 +20,11 @@ ACCESS, REFRESH = "access", "refresh"
 MIN_SECRET_BYTES = 32
 _REQUIRED = ["exp", "iat", "jti", "sub", "token_type"]
 _WRONG_TYPE = {ACCESS: "Token is not an access token", REFRESH: "Token is not a refresh token"}
+REVOKED = "Token has been revoked"
+# The issue time in milliseconds: iat is whole seconds (and simplejwt's clients expect an
+# integer there), too coarse to tell a token issued just before a revocation from one
+# issued just after it (a password change, then signing in again at once).
+ISSUED_MS = "iat_ms"
 VERIFIED_ACCESS_TOKENS = 4096  # remembered per service (per worker process)
 
 
@@ -65,6 +71,8 @@ class JwtTokenService:
         access_lifetime: timedelta = timedelta(minutes=15),
         refresh_lifetime: timedelta = timedelta(days=7),
         issuer: str = "healthcare",
+        *,
+        revocations: RevocationList | None = None,
     ) -> None:
         if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
             raise ValueError(f"the signing secret must be at least {MIN_SECRET_BYTES} bytes")
@@ -76,39 +84,46 @@ class JwtTokenService:
         # Access tokens already verified, with their expiry (seconds since the epoch). A
         # client sends the same access token with every request of its lifetime; checking
         # its signature and claims each time was ~8 % of a read's CPU. A token's bytes
-        # decide its validity, except for the time: the expiry is checked on every hit,
-        # against the same clock PyJWT uses. Access tokens are not revocable, so there is
-        # nothing else to recheck.
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        # decide its validity, except for the time and revocation: the expiry is checked
+        # on every hit, against the same clock PyJWT uses, and so is the user's "not
+        # before" (one dict lookup).
+        self._verified: dict[str, tuple[Principal, float, int]] = {}
         self._jwt = _pyjwt()
+        self._revoked = (revocations or RevocationList()).not_before
 
     def issue_access(self, principal: Principal) -> IssuedToken:
-        return self._issue(
-            ACCESS, principal.user_id, self._access_lifetime, {"adm": principal.is_admin}
-        )
+        extra = {"adm": principal.is_admin, ISSUED_MS: epoch_ms(self._clock.now())}
+        return self._issue(ACCESS, principal.user_id, self._access_lifetime, extra)
 
     def issue_refresh(self, user_id: int, session_id: str) -> IssuedToken:
         return self._issue(REFRESH, user_id, self._refresh_lifetime, {"sid": session_id})
 
     def read_access(self, token: str) -> Principal:
         known = self._verified.get(token)
-        if known is not None:
-            principal, expires_at = known
-            if time.time() < expires_at:
-                return principal
-            del self._verified[token]
-        claims = self._decode(token, ACCESS)
-        principal = Principal(user_id=_user_id(claims), is_admin=claims.get("adm") is True)
-        self._remember(token, principal, claims["exp"])
+        if known is None:
+            claims = self._decode(token, ACCESS)
+            principal = Principal(user_id=_user_id(claims), is_admin=claims.get("adm") is True)
+            known = self._remember(token, principal, claims)
+        principal, expires_at, issued_ms = known
+        if time.time() >= expires_at:
+            self._verified.pop(token, None)
+            raise AuthenticationFailed("Token is invalid or expired")
+        if self._revoked and issued_ms < self._revoked.get(principal.user_id, 0):
+            raise AuthenticationFailed(REVOKED)
         return principal
 
-    def _remember(self, token: str, principal: Principal, expires_at: Any) -> None:
-        if not isinstance(expires_at, int | float):  # PyJWT has checked it is a number
-            return
+    def _remember(
+        self, token: str, principal: Principal, claims: dict[str, Any]
+    ) -> tuple[Principal, float, int]:
+        issued = claims.get(ISSUED_MS)
+        if not isinstance(issued, int) or isinstance(issued, bool):
+            issued = int(claims["iat"]) * 1000  # PyJWT has checked it is a number
+        known = (principal, float(claims["exp"]), issued)
         if len(self._verified) >= VERIFIED_ACCESS_TOKENS:
             # Forget the oldest (dicts keep insertion order): memory stays bounded.
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (principal, float(expires_at))
+        self._verified[token] = known
+        return known
 
     def read_refresh(self, token: str) -> RefreshClaims:
         claims = self._decode(token, REFRESH)

@@ -70,8 +70,10 @@ def create_app(
         )
         extra_handlers.append(metrics_handler(metrics, sampler, settings.metrics_token))
 
-    def start_audit_trail() -> None:
+    def start_background_work() -> None:
         container.audit_trail().start()
+        if (feed := container.revocation_feed()) is not None:
+            feed.start()
         if sampler is not None:
             sampler.start()
 
@@ -114,7 +116,7 @@ def create_app(
         openapi_config=openapi_config() if settings.docs_enabled else None,
         cors_config=_cors(settings.cors_origins),
         before_send=[add_response_headers, options],
-        on_startup=[start_audit_trail],
+        on_startup=[start_background_work],
         on_shutdown=[release_resources],
         request_max_body_size=MAX_BODY_BYTES,
         plugins=list(plugins),

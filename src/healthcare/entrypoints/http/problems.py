@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import IntegrityError
 
 from healthcare.domain.errors import (
     AuthenticationFailed,
@@ -164,6 +167,23 @@ def client_disconnected_to_response(
     return Response(None, status_code=CLIENT_CLOSED_REQUEST)
 
 
+def integrity_error_to_response(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[ProblemDetails]:
+    # The repositories turn the violations they expect into domain errors; one that gets
+    # here lost a race the code did not foresee (a row gone, or taken, between two
+    # statements). The request clashed with the data, so a 409: trying again may succeed.
+    # Logged, without the statement's text, so that it gets its own handling.
+    log.warning(
+        "Unexpected constraint violation on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(getattr(exc, "orig", None) or exc).__name__,
+    )
+    detail = "The request conflicts with the current state of the data; read it and try again"
+    return problem(request, 409, detail, kind="conflict")
+
+
 def internal_error_to_response(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ProblemDetails]:
@@ -192,5 +212,9 @@ EXCEPTION_HANDLERS: Mapping[Any, Any] = {
     RecursionError: undecodable_body_to_response,
     Unavailable: unavailable_to_response,
     ClientDisconnected: client_disconnected_to_response,
+    # SQLAlchemy's, and the drivers' own should one ever escape without SQLAlchemy's wrapper.
+    IntegrityError: integrity_error_to_response,
+    psycopg.IntegrityError: integrity_error_to_response,
+    sqlite3.IntegrityError: integrity_error_to_response,
     Exception: internal_error_to_response,
 }

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from healthcare.adapters.lookalikes import LOOKALIKE_TAKEN, login_name_keys
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.audit import AuditEvent, AuditQuery
 from healthcare.domain.entities import (
@@ -213,6 +214,16 @@ class MemoryUserRepository(_Repository):
             if identity_key(existing.email) == identity_key(user.email):
                 self._workspace.wrote(None)
                 raise Conflict("A user with that email already exists", "email")
+        # Every name of every account, by what it looks like (the SQL adapter's login_name).
+        taken = {
+            key
+            for existing in self._t.users.values()
+            for key in login_name_keys(existing.username, existing.email).values()
+        }
+        for name, key in login_name_keys(user.username, user.email).items():
+            if key in taken:
+                self._workspace.wrote(None)
+                raise Conflict(LOOKALIKE_TAKEN[name], name)
         now = _now()
         stored = User(
             id=self._store.next_id(),

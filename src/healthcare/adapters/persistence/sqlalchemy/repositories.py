@@ -36,9 +36,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from healthcare.adapters.lookalikes import LOOKALIKE_TAKEN, login_name_keys
 from healthcare.adapters.persistence.sqlalchemy import tables
+from healthcare.adapters.persistence.sqlalchemy.revocation_feed import (
+    REVOCATION_CHANNEL,
+    announcement,
+)
 from healthcare.adapters.persistence.sqlalchemy.transaction import Transaction
 from healthcare.application.paging import Page, PageRequest
 from healthcare.domain.entities import (
@@ -52,7 +58,13 @@ from healthcare.domain.entities import (
     RefreshSession,
     User,
 )
-from healthcare.domain.errors import Conflict, NotFound, PreconditionFailed
+from healthcare.domain.errors import (
+    ACCOUNT_GONE,
+    AuthenticationFailed,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+)
 from healthcare.domain.listing import (
     NO_DOCTOR_FILTER,
     NO_MAPPING_FILTER,
@@ -133,6 +145,17 @@ class _Repository:
         # db.read for plain SELECTs; db.write for anything that writes or locks.
         self._db = db
 
+    async def _insert_as(self, statement: Any, params: MappingType[str, Any]) -> Any:
+        """The row a user's insert returns. The user is the caller, proven by an access
+        token alone: an account deleted since (in SQL, by the database's owner) fails the
+        foreign key, which is the caller's credentials failing, not the server."""
+        try:
+            return (await self._db.write(statement, params)).one()
+        except IntegrityError as error:
+            if _violation(error)[0] == _FOREIGN_KEY:
+                raise AuthenticationFailed(ACCOUNT_GONE) from None
+            raise
+
     async def _page(
         self,
         statement: Select[Any],
@@ -189,6 +212,7 @@ _USER_COLUMNS = (
     u.c.updated_at,
 )
 _INSERT_USER = insert(u).returning(*_USER_COLUMNS)
+_INSERT_LOGIN_NAME = insert(tables.login_name)
 _GET_USER = select(*_USER_COLUMNS).where(u.c.id == bindparam("user_id"))
 _UPDATE_USER = update(u).where(u.c.id == bindparam("b_user_id")).returning(*_USER_COLUMNS)
 _FIND_USER = (
@@ -250,13 +274,21 @@ class SqlAlchemyUserRepository(_Repository):
             "created_at": now,
             "updated_at": now,
         }
+        claiming = None  # the field whose login name is being written
         try:
             # The savepoint keeps the transaction usable after a violation (PostgreSQL
             # aborts the whole transaction otherwise).
             async with self._db.savepoint():
                 row = (await self._db.write(_INSERT_USER, params)).one()
+                # Claimed in the same transaction: a concurrent registration of a look-alike
+                # waits for this one on the key, then fails.
+                for name, key in login_name_keys(user.username, user.email).items():
+                    claiming = name
+                    await self._db.write(_INSERT_LOGIN_NAME, {"key": key, "user_id": row[0]})
         except IntegrityError as error:
             kind, subject = _violation(error)
+            if kind == _UNIQUE and claiming is not None:
+                raise Conflict(LOOKALIKE_TAKEN[claiming], claiming) from None
             if kind == _UNIQUE and "username_key" in subject:
                 raise Conflict(USERNAME_TAKEN, "username") from None
             if kind == _UNIQUE and "email_key" in subject:
@@ -479,8 +511,7 @@ class SqlAlchemyPatientRepository(_Repository):
         now = _now()
         values = _patient_values(data)
         params = {"created_by": owner_id, **values, "created_at": now, "updated_at": now}
-        row = (await self._db.write(_INSERT_PATIENT, params)).one()
-        return _patient(row)
+        return _patient(await self._insert_as(_INSERT_PATIENT, params))
 
     async def find(self, patient_id: int) -> Patient | None:
         row = (await self._db.read(_FIND_PATIENT, {"b_patient_id": patient_id})).first()
@@ -683,8 +714,7 @@ class SqlAlchemyDoctorRepository(_Repository):
         now = _now()
         values = _doctor_values(data)
         params = {"created_by": creator_id, **values, "created_at": now, "updated_at": now}
-        row = (await self._db.write(_INSERT_DOCTOR, params)).one()
-        return _doctor(row)
+        return _doctor(await self._insert_as(_INSERT_DOCTOR, params))
 
     async def add_many(self, creator_id: int, rows: Sequence[DoctorData]) -> Sequence[int]:
         now = _now()
@@ -1045,6 +1075,19 @@ _REVOKE_SESSION = update(rs).where(_THE_SESSION, rs.c.revoked_at.is_(None))
 _REVOKE_USER_SESSIONS = update(rs).where(
     rs.c.user_id == bindparam("b_user_id"), rs.c.revoked_at.is_(None)
 )
+# The user's access tokens too: a "not before" that every worker learns (revocation_feed).
+_pg_not_before = postgresql_insert(tables.token_revocation)
+_sqlite_not_before = sqlite_insert(tables.token_revocation)
+_NOT_BEFORE = {
+    "postgresql": _pg_not_before.on_conflict_do_update(
+        index_elements=["user_id"], set_={"not_before": _pg_not_before.excluded.not_before}
+    ),
+    "sqlite": _sqlite_not_before.on_conflict_do_update(
+        index_elements=["user_id"], set_={"not_before": _sqlite_not_before.excluded.not_before}
+    ),
+}
+# Delivered to every listening worker when (and only if) the transaction commits.
+_ANNOUNCE = select(func.pg_notify(REVOCATION_CHANNEL, bindparam("payload")))
 
 
 class SqlAlchemyRefreshSessionRepository(_Repository):
@@ -1091,6 +1134,11 @@ class SqlAlchemyRefreshSessionRepository(_Repository):
     async def revoke_all_for_user(self, user_id: int, when: datetime) -> None:
         params = {"b_user_id": user_id, "revoked_at": when}
         await self._db.write(_REVOKE_USER_SESSIONS, params)
+        dialect = self._db.dialect_name
+        await self._db.write(_NOT_BEFORE[dialect], {"user_id": user_id, "not_before": when})
+        if dialect == "postgresql":
+            payload = announcement(user_id, when)
+            await self._db.write(_ANNOUNCE, {"payload": payload})
 
 
 __all__ = [

@@ -46,6 +46,7 @@ AUDIT_OUTCOME_MAX = 16
 AUDIT_RESOURCE_MAX = 16
 CLIENT_MAX = 64  # an IPv6 address is at most 45 characters
 REQUEST_ID_MAX = 128
+LOGIN_NAME_KEY_MAX = 64  # a SHA-256 in hex
 SEARCH_KEY_MAX = NAME_MAX * KEY_GROWTH  # search_key may lengthen a name as identity_key does
 # Search keys sort by code point everywhere: SQLite's BINARY does, and PostgreSQL's "C"
 # collation does (a database's default collation may be a locale's, which orders otherwise).
@@ -83,6 +84,20 @@ class UserAccountRow(BigIntAuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginNameRow(DefaultBase):
+    """A name an account signs in with (its username, and its email if that differs), keyed
+    by lookalikes.login_name_key (migration 0008): the primary key lets no two accounts have
+    look-alike names, across usernames and emails, whichever came first."""
+
+    __tablename__ = "login_name"
+    __table_args__ = (Index("ix_login_name_user_id", "user_id"),)
+
+    key: Mapped[str] = mapped_column(String(LOGIN_NAME_KEY_MAX), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_login_name_user_id")
+    )
 
 
 class PatientRow(BigIntAuditBase):
@@ -172,6 +187,20 @@ class RefreshSessionRow(DefaultBase):
     current_jti: Mapped[str] = mapped_column(String(JTI_MAX))
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class TokenRevocationRow(DefaultBase):
+    """Per user, the time before which their access tokens are refused (migration 0009):
+    what every worker keeps in memory, and learns of here (revocation_feed.py)."""
+
+    __tablename__ = "token_revocation"
+    __table_args__ = (Index("ix_token_revocation_not_before", "not_before"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE", name="fk_token_revocation_user_id"),
+        primary_key=True,
+    )
+    not_before: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class PatientCountRow(DefaultBase):
@@ -268,10 +297,12 @@ DIALECT_INDEXES: dict[str, dict[str, frozenset[str]]] = {
 
 # The Core tables the repositories query.
 user_account = cast(Table, UserAccountRow.__table__)
+login_name = cast(Table, LoginNameRow.__table__)
 patient = cast(Table, PatientRow.__table__)
 doctor = cast(Table, DoctorRow.__table__)
 patient_doctor = cast(Table, PatientDoctorRow.__table__)
 refresh_session = cast(Table, RefreshSessionRow.__table__)
+token_revocation = cast(Table, TokenRevocationRow.__table__)
 audit_event = cast(Table, AuditEventRow.__table__)
 patient_count = cast(Table, PatientCountRow.__table__)
 mapping_count = cast(Table, MappingCountRow.__table__)
@@ -283,20 +314,24 @@ __all__ = [
     "AuditEventRow",
     "DoctorCountRow",
     "DoctorRow",
+    "LoginNameRow",
     "MappingCountRow",
     "PatientCountRow",
     "PatientDoctorRow",
     "PatientRow",
     "RefreshSessionRow",
+    "TokenRevocationRow",
     "UserAccountRow",
     "audit_event",
     "doctor",
     "doctor_count",
+    "login_name",
     "mapping_count",
     "metadata",
     "patient",
     "patient_count",
     "patient_doctor",
     "refresh_session",
+    "token_revocation",
     "user_account",
 ]

@@ -123,7 +123,7 @@ async def me(
     security=BEARER,
     summary="Change your password (signs out every login)",
     tags=TAGS,
-    responses=problems(400, 401),
+    responses=problems(400, 401, 429),
 )
 async def change_password(
     data: BodyOf[PasswordChangeIn],
