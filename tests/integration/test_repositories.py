@@ -161,6 +161,29 @@ async def test_racing_registrations_of_one_username_give_one_conflict(
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "User"]
 
 
+async def test_a_changed_email_claims_its_login_name(new_uow: UowFactory) -> None:
+    """As at registration: no account's new email may be, or look like, another account's
+    username or email; the old email's name is free for others afterwards."""
+    user = await add_user(new_uow)
+    other = await add_user(new_uow, f"{unique()}@example.org")  # a username like an email
+    async with new_uow() as uow:
+        with pytest.raises(Conflict) as caught:
+            await uow.users.set_email(user.id, other.username.upper())
+        assert caught.value.field == "email"
+        # A Cyrillic "е" for the Latin "e" of example.org: a look-alike of that username.
+        lookalike = other.username.replace("example", "\u0435xample")
+        with pytest.raises(Conflict):
+            await uow.users.set_email(user.id, lookalike)
+        moved = await uow.users.set_email(user.id, f"moved-{user.email}")
+        await uow.commit()
+    assert moved is not None
+    newcomer = unique()
+    async with new_uow() as uow:  # the old email is nobody's name any more
+        freed = await uow.users.add(NewUser(newcomer, user.email, "hash"))
+        await uow.commit()
+    assert freed.email == user.email
+
+
 async def test_user_flags_email_and_password_hash_change(new_uow: UowFactory) -> None:
     user = await add_user(new_uow)
     other = await add_user(new_uow)

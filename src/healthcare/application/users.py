@@ -150,10 +150,12 @@ class CreateUser:
                     raise Conflict("A user with that username already exists", "username")
             password_hash = await self._hasher.hash(password)  # outside any transaction
             async with self._uow as uow:
-                audit.commit_with_next_write(uow)
+                # The repository claims the login names too (more than one write), so the
+                # audit event is staged beside them rather than carried by one final write.
                 user = await uow.users.add(
                     NewUser(username, email, password_hash, is_staff, is_superuser)
                 )
+                await audit.stage(uow, created_id=user.id)
                 await uow.commit()
         return user
 

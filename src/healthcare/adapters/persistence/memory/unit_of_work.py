@@ -257,6 +257,19 @@ class MemoryUserRepository(_Repository):
         if any(identity_key(u.email) == key and u.id != user_id for u in self._t.users.values()):
             self._workspace.wrote(None)
             raise Conflict("A user with that email already exists", "email")
+        # As add: no other account may have a name that looks like the new email.
+        user = self._t.users.get(user_id)
+        if user is not None:
+            taken = {
+                key
+                for existing in self._t.users.values()
+                if existing.id != user_id
+                for key in login_name_keys(existing.username, existing.email).values()
+            }
+            for name, key in login_name_keys(user.username, email).items():
+                if key in taken:
+                    self._workspace.wrote(None)
+                    raise Conflict(LOOKALIKE_TAKEN[name], name)
         return self._change(user_id, email=email)
 
     async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:

@@ -213,6 +213,9 @@ _USER_COLUMNS = (
 )
 _INSERT_USER = insert(u).returning(*_USER_COLUMNS)
 _INSERT_LOGIN_NAME = insert(tables.login_name)
+_DELETE_LOGIN_NAMES = delete(tables.login_name).where(
+    tables.login_name.c.user_id == bindparam("b_user_id")
+)
 _GET_USER = select(*_USER_COLUMNS).where(u.c.id == bindparam("user_id"))
 _UPDATE_USER = update(u).where(u.c.id == bindparam("b_user_id")).returning(*_USER_COLUMNS)
 _FIND_USER = (
@@ -310,13 +313,23 @@ class SqlAlchemyUserRepository(_Repository):
         return await self._change(user_id, is_staff=staff)
 
     async def set_email(self, user_id: int, email: str) -> User | None:
+        claiming = None  # as in add: the account's login names are claimed again
         try:
             async with self._db.savepoint():  # as in add
-                return await self._change(user_id, email=email, email_key=identity_key(email))
+                user = await self._change(user_id, email=email, email_key=identity_key(email))
+                if user is None:
+                    return None
+                await self._db.write(_DELETE_LOGIN_NAMES, {"b_user_id": user_id})
+                for name, key in login_name_keys(user.username, user.email).items():
+                    claiming = name
+                    await self._db.write(_INSERT_LOGIN_NAME, {"key": key, "user_id": user_id})
+                return user
         except IntegrityError as error:
             kind, subject = _violation(error)
             if kind == _UNIQUE and "email_key" in subject:
                 raise Conflict(EMAIL_TAKEN, "email") from None
+            if kind == _UNIQUE and claiming is not None:
+                raise Conflict(LOOKALIKE_TAKEN[claiming], claiming) from None
             raise
 
     async def list(self, page: PageRequest, where: UserFilter = NO_USER_FILTER) -> Page[User]:
