@@ -30,7 +30,12 @@ from healthcare.domain.errors import Unavailable
 from healthcare.entrypoints.container import Container, build_container
 from healthcare.entrypoints.http.access_log import AccessLog, AccessLogWriter
 from healthcare.entrypoints.http.app import create_app
-from healthcare.entrypoints.metrics import Metrics, Sampler, prepare_multiprocess_directory
+from healthcare.entrypoints.metrics import (
+    SAMPLE_SECONDS,
+    Metrics,
+    Sampler,
+    prepare_multiprocess_directory,
+)
 from healthcare.entrypoints.settings import Settings
 from tests.e2e.conftest import sign_up
 
@@ -81,6 +86,33 @@ async def test_metrics_need_the_token(served: Served) -> None:
 
 async def test_no_metrics_without_a_token(client: AsyncTestClient[Litestar]) -> None:
     assert (await client.get("/metrics", headers=SCRAPE)).status_code == 404
+
+
+def test_a_fold_puts_each_duration_in_its_bucket_and_keeps_the_rest_for_the_next() -> None:
+    metrics = Metrics(CollectorRegistry())
+    for seconds in (0.003, 0.005, 0.005, 20.0):  # 0.005 is the bound: `le` counts it in
+        metrics.started()
+        metrics.finished("GET", "/r", 200, seconds)
+    metrics.started()  # still in flight at the fold
+    metrics.fold()
+    metrics.finished("GET", "/r", 429, 0.001)
+    text = metrics.render().decode()
+    name = "healthcare_http_request_duration_seconds"
+    assert sample(text, name + "_bucket", method="GET", route="/r", le="0.0025") == 0
+    assert sample(text, name + "_bucket", method="GET", route="/r", le="0.005") == 3
+    assert sample(text, name + "_bucket", method="GET", route="/r", le="10.0") == 3
+    assert sample(text, name + "_bucket", method="GET", route="/r", le="+Inf") == 4
+    assert sample(text, name + "_sum", method="GET", route="/r") == pytest.approx(20.013)
+    assert sample(text, "healthcare_http_requests_in_flight") == 1
+    assert sample(text, "healthcare_throttle_refusals_total", route="/r") == 0  # not folded yet
+    metrics.fold()
+    text = metrics.render().decode()
+    assert sample(text, name + "_count", method="GET", route="/r") == 5
+    assert (
+        sample(text, "healthcare_http_requests_total", method="GET", route="/r", status="200") == 4
+    )
+    assert sample(text, "healthcare_throttle_refusals_total", route="/r") == 1
+    assert sample(text, "healthcare_http_requests_in_flight") == 0
 
 
 async def test_requests_are_counted_by_route_template_method_and_status(served: Served) -> None:
@@ -219,6 +251,9 @@ def test_every_worker_is_counted_whichever_answers_the_scrape(
         sent = 200
         for _ in range(sent):  # a new connection each: granian spreads them over the workers
             assert httpx.get(base + "/health").status_code == 200
+        # Each worker folds its counts into the shared files once every SAMPLE_SECONDS (and
+        # before it answers a scrape): wait for the other worker's fold.
+        time.sleep(SAMPLE_SECONDS + 0.5)
         for _ in range(6):  # each scrape on a new connection too, answered by either worker
             text = httpx.get(base + "/metrics", headers=SCRAPE).text
             counted = sample(

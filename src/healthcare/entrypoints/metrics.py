@@ -9,10 +9,13 @@ there, and a scrape answered by any worker adds up all of them (gauges: the sum 
 live workers). Without that variable (another server, or tests) each process reports only
 its own.
 
-Per request: the in-flight gauge up and down, one counter and one histogram (label children
-cached, so no label lookup), about 6 µs in all. Everything else is read from the adapters
-(pool, audit trail, hasher, database errors) by ``Sampler``: once a second in each worker,
-and by the worker answering a scrape just before it answers.
+Per request: a plain int up and down and one bucket of a per-worker tally (a Python list) up,
+about 1 µs; writing prometheus-client's multiprocess values directly (each change takes a lock
+and writes an mmap) cost 6-10 µs a request. ``Sampler`` folds the tallies into the metrics and
+reads everything else from the adapters (pool, audit trail, hasher, database errors): once a
+second in each worker, and in the worker answering a scrape just before it answers. So a
+scrape shows every request that worker served before it, and those of the other workers up
+to their last fold, at most ``SAMPLE_SECONDS`` ago.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import hmac
 import logging
 import os
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,32 +120,54 @@ class Metrics:
         self.bcrypt_queue = self._live_gauge(
             "healthcare_bcrypt_queue_depth", "Password hashes waiting for a thread or running"
         )
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._in_flight = 0
+        # (route, method, status) -> requests per latency bucket (+Inf last), then their seconds
+        self._tallies: dict[tuple[str, str, int], list[float]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def _live_gauge(self, name: str, documentation: str) -> Gauge:
         return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livesum")
 
     # --- per request (the access log's wrapper calls these) ---------------------------------
+    # Plain Python counts only: a prometheus-client value in multiprocess mode takes a lock and
+    # writes an mmap on every change, several times a request. ``fold`` adds the counts to the
+    # metrics; the Sampler calls it once a second and before answering a scrape.
 
     def started(self) -> None:
-        self.in_flight.inc()
+        self._in_flight += 1
 
     def finished(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.in_flight.dec()
+        self._in_flight -= 1
         key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self.requests.labels(route, method, str(status)),
-                self.latency.labels(route, method),
-            )
-            if status == 429:
-                self.throttled.labels(route)  # listed from its first refusal on
-        count, latency = children
-        count.inc()
-        latency.observe(seconds)
-        if status == 429:
-            self.throttled.labels(route).inc()
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        tally[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the last slot: above every bound
+        tally[-1] += seconds
+
+    def fold(self) -> None:
+        """Add what this worker counted since the last fold to the metrics."""
+        self.in_flight.set(self._in_flight)
+        tallies, self._tallies = self._tallies, {}
+        for (route, method, status), tally in tallies.items():
+            children = self._children.get((route, method, status))
+            if children is None:
+                children = self._children[(route, method, status)] = (
+                    self.requests.labels(route, method, str(status)),
+                    self.latency.labels(route, method),
+                    self.throttled.labels(route) if status == 429 else None,
+                )
+            count, latency, throttled = children
+            served = sum(tally[:-1])
+            count.inc(served)
+            if throttled is not None:
+                throttled.inc(served)
+            # Histogram.observe, one bucket at a time (prometheus-client 0.26's own fields).
+            buckets = latency._buckets
+            for index, observed in enumerate(tally[:-1]):
+                if observed:
+                    buckets[index].inc(observed)
+            latency._sum.inc(tally[-1])
 
     # --- a scrape ---------------------------------------------------------------------------
 
@@ -191,6 +217,7 @@ class Sampler:
 
     def sample(self) -> None:
         m = self._metrics
+        m.fold()
         if self._pool is not None:
             stats = self._pool.stats()
             m.pool_size.set(stats.size)
