@@ -309,6 +309,42 @@ async def test_a_patient_changes_only_at_the_version_asked_for(new_uow: UowFacto
         await uow.commit()
 
 
+async def test_a_patch_sets_only_the_fields_it_names(new_uow: UowFactory) -> None:
+    owner, stranger = await add_user(new_uow), await add_user(new_uow)
+    patient = await add_patient(new_uow, owner)
+    renamed = f"Zoë {uuid.uuid4().hex[:8]}"
+    changes = {"name": renamed, "gender": Gender.OTHER, "notes": None}
+
+    async with new_uow() as uow:
+        assert await uow.patients.patch(stranger.id, patient.id, changes) is None
+        assert await uow.patients.patch(owner.id, 10**12, changes) is None
+        with pytest.raises(PreconditionFailed) as stale:
+            await uow.patients.patch(owner.id, patient.id, changes, expected_version=7)
+        assert stale.value.current_version == 1
+        assert await uow.patients.patch(stranger.id, patient.id, changes, 1) is None
+        patched = await uow.patients.patch(owner.id, patient.id, changes, expected_version=1)
+        await uow.commit()
+    assert patched is not None
+    assert patched == replace(
+        patient,
+        updated_at=patched.updated_at,
+        version=2,
+        name=renamed,
+        gender=Gender.OTHER,
+        notes=None,
+    )
+    assert patched.updated_at > patient.updated_at
+    async with new_uow() as uow:
+        assert await uow.patients.get(owner.id, patient.id) == patched
+        # The search key follows the name.
+        found = await uow.patients.list(owner.id, PageRequest(), patient_filter(search="ZOE"))
+        aged = await uow.patients.patch(owner.id, patient.id, {"age": 99})
+        await uow.commit()
+    assert [p.id for p in found.items] == [patient.id]
+    assert aged is not None
+    assert aged == replace(patched, age=99, updated_at=aged.updated_at, version=3)
+
+
 async def test_racing_changes_at_one_version_have_one_winner(new_uow: UowFactory) -> None:
     owner = await add_user(new_uow)
     patient = await add_patient(new_uow, owner)

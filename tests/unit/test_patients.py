@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pytest
 
@@ -192,30 +192,34 @@ class TestPatchPatient:
         assert {e.field for e in caught.value.errors} == {"age", "gender"}
         assert await core.container.get_patient()(alice, original.id) == original
 
-    async def test_merges_into_a_change_made_between_its_read_and_its_write(
+    async def test_writes_without_reading_the_record_first(
         self, core: Core, alice: Principal, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        original = await core.add_patient(alice, phone=None, notes=None)
-        read = MemoryPatientRepository.get
-        interfered = False
+        # A read before the write would leave a window for another change to be overwritten.
+        original = await core.add_patient(alice, phone=None, notes="from elsewhere")
 
-        async def read_then_another_change(
-            repository: MemoryPatientRepository, owner_id: int, patient_id: int
-        ) -> Patient | None:
-            # Another writer's change lands after this unit has read the record.
-            nonlocal interfered
-            found = await read(repository, owner_id, patient_id)
-            if not interfered:
-                interfered = True
-                current = core.store.tables.patients[patient_id]
-                changed = replace(current, notes="from elsewhere", version=current.version + 1)
-                core.store.tables.patients[patient_id] = changed
-            return found
+        async def no_read(*_: object) -> Patient | None:
+            raise AssertionError("PATCH read the record")
 
-        monkeypatch.setattr(MemoryPatientRepository, "get", read_then_another_change)
+        monkeypatch.setattr(MemoryPatientRepository, "get", no_read)
         patched = await core.container.patch_patient()(alice, original.id, {"phone": "555"})
 
-        assert (patched.phone, patched.notes, patched.version) == ("555", "from elsewhere", 3)
+        assert (patched.phone, patched.notes, patched.version) == ("555", "from elsewhere", 2)
+
+    async def test_bad_input_on_a_missing_or_stale_patient_names_that_first(
+        self, core: Core, alice: Principal, bob: Principal
+    ) -> None:
+        original = await core.add_patient(alice)
+        with pytest.raises(NotFound):
+            await core.container.patch_patient()(bob, original.id, {"age": 500})
+        with pytest.raises(PreconditionFailed):
+            await core.container.patch_patient()(
+                alice, original.id, {"age": 500}, expected_version=7
+            )
+        with pytest.raises(InvalidInput):
+            await core.container.patch_patient()(
+                alice, original.id, {"age": 500}, expected_version=1
+            )
 
     async def test_with_an_expected_version_a_stale_one_is_refused(
         self, core: Core, alice: Principal

@@ -11,7 +11,7 @@ from healthcare.domain.audit import AuditAction, ResourceType
 from healthcare.domain.entities import Patient, PatientData, Principal
 from healthcare.domain.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
 from healthcare.domain.listing import NO_PATIENT_FILTER, PatientFilter
-from healthcare.domain.rules import patch_patient, validate_patient
+from healthcare.domain.rules import patient_changes, validate_patient
 
 PATIENT = ResourceType.PATIENT
 NOT_AN_ADMINISTRATOR = "Only an administrator may work on another user's patients"
@@ -123,12 +123,10 @@ class PatchPatient:
     """Change some fields of a patient's record, audited as an update.
 
     ``changes`` maps field names to new values: a field absent from it is kept, None clears
-    an optional one. The merged record is held to the rules of a whole one, and written only
-    at the version it was read at, in one statement: if another change came between, the
-    merge is done again on the newer record (or, with ``expected_version``, refused).
+    an optional one. The changes are checked field by field (a patient has no rule that
+    relates two fields) and written in one statement, with the version check when
+    ``expected_version`` is given: the record is not read first.
     """
-
-    ATTEMPTS = 3
 
     def __init__(self, uow: UnitOfWork, auditor: Auditor) -> None:
         self._uow = uow
@@ -144,28 +142,31 @@ class PatchPatient:
     ) -> Patient:
         action = AuditAction.PATIENT_UPDATE
         async with self._audit.of(principal, action, PATIENT, patient_id) as audit:
-            for attempt in range(1, self.ATTEMPTS + 1):
-                async with self._uow as uow:
-                    current = await uow.patients.get(principal.user_id, patient_id)
-                    if current is None:
-                        raise NotFound("Patient", patient_id)
-                    if expected_version is not None and current.version != expected_version:
-                        raise PreconditionFailed("Patient", patient_id, current.version)
-                    data = patch_patient(current.data(), changes)
-                    audit.commit_with_next_write(uow)
-                    try:
-                        patient = await uow.patients.update(
-                            principal.user_id, patient_id, data, current.version
-                        )
-                    except PreconditionFailed:
-                        if expected_version is not None or attempt == self.ATTEMPTS:
-                            raise
-                        continue  # changed since it was read: merge into the newer record
-                    if patient is None:
-                        raise NotFound("Patient", patient_id)
-                    await uow.commit()
-                    return patient
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            try:
+                values = patient_changes(changes)
+            except InvalidInput:
+                # A missing patient, then a stale version, is named before bad input.
+                await self._refuse_unreachable(principal, patient_id, expected_version)
+                raise
+            async with self._uow as uow:
+                audit.commit_with_next_write(uow)
+                patient = await uow.patients.patch(
+                    principal.user_id, patient_id, values, expected_version
+                )
+                if patient is None:
+                    raise NotFound("Patient", patient_id)
+                await uow.commit()
+        return patient
+
+    async def _refuse_unreachable(
+        self, principal: Principal, patient_id: int, expected_version: int | None
+    ) -> None:
+        async with self._uow as uow:
+            current = await uow.patients.get(principal.user_id, patient_id)
+        if current is None:
+            raise NotFound("Patient", patient_id)
+        if expected_version is not None and current.version != expected_version:
+            raise PreconditionFailed("Patient", patient_id, current.version)
 
 
 class DeletePatient:

@@ -16,6 +16,7 @@ from healthcare.domain.entities import (
     Mapping,
     NewUser,
     Patient,
+    PatientChanges,
     PatientData,
     Principal,
     RefreshSession,
@@ -108,6 +109,20 @@ class PatientRepository(Protocol):
 
         With ``expected_version``, only while the patient is at that version, checked and
         written in one step; at another version, PreconditionFailed and nothing changes.
+        """
+        ...
+
+    async def patch(
+        self,
+        owner_id: int,
+        patient_id: int,
+        changes: PatientChanges,
+        expected_version: int | None = None,
+    ) -> Patient | None:
+        """Set the fields ``changes`` names (checked by rules.patient_changes), keep the
+        others, and bump the version, in one step; None if there is no such patient.
+
+        ``expected_version`` as in ``update``.
         """
         ...
 

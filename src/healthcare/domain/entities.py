@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping as _Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeAlias
 
 from healthcare.domain.audit import NOWHERE, Origin
 from healthcare.domain.errors import InvalidInput
@@ -80,6 +82,11 @@ class PatientData:
     email: str | None = None
     address: str | None = None
     notes: str | None = None
+
+
+# Some of PatientData's fields, by name, with their new values (rules.patient_changes checks
+# them): what a partial update writes.
+PatientChanges: TypeAlias = _Mapping[str, object]
 
 
 @value_object

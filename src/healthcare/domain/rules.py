@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -177,21 +177,30 @@ _PATIENT_REQUIRED = ("name", "age", "gender")
 _PATIENT_OPTIONAL = ("phone", "email", "address", "notes")
 
 
-def patch_patient(current: PatientData, changes: Mapping[str, object]) -> PatientData:
-    """``current`` with ``changes`` applied, held to the rules of a whole record.
+def patient_changes(changes: Mapping[str, object]) -> dict[str, Any]:
+    """``changes`` to a patient's record, checked: field name to its new value (the gender
+    parsed). Every bad field is reported at once.
 
     A field absent from ``changes`` is kept; None clears an optional field and is refused on
-    a required one. Every bad field is reported at once.
+    a required one. Each rule of a patient bears on one field (no rule relates two), so the
+    fields changed are all a change can make wrong, and a record it is applied to keeps to
+    the rules of a whole one: the changes can be written without reading the record first.
     """
     errors = _change_errors(changes, _PATIENT_REQUIRED, _PATIENT_OPTIONAL, integers=("age",))
-    merged = _merged(current, changes, errors)
-    try:
-        patched = parse_patient(**merged)
-    except InvalidInput as invalid:
-        errors += invalid.errors
+    named = {error.field for error in errors}
+    values = {field: value for field, value in changes.items() if field not in named}
+    if "gender" in values:  # (the types of the values kept were checked by _change_errors)
+        try:
+            values["gender"] = Gender.parse(str(values["gender"]))
+        except InvalidInput as invalid:
+            errors += invalid.errors
+            del values["gender"]
+    for field, rule in _PATIENT_RULES.items():
+        if field in values:
+            errors += rule(values[field])
     if errors:
         raise InvalidInput(errors)
-    return patched
+    return values
 
 
 def _merged(
@@ -229,16 +238,23 @@ def validate_patient(data: PatientData) -> None:
         raise InvalidInput(errors)
 
 
+# The rules of a patient, field by field, in the order their errors are reported.
+_PATIENT_RULES: dict[str, Callable[[Any], list[FieldError]]] = {
+    "name": lambda name: _text_errors("name", name, NAME_MAX, required=True),
+    "age": lambda age: (
+        []
+        if AGE_MIN <= age <= AGE_MAX
+        else [FieldError("age", f"must be between {AGE_MIN} and {AGE_MAX}")]
+    ),
+    "phone": lambda phone: _text_errors("phone", phone, PHONE_MAX, required=False),
+    "email": lambda email: [] if email is None else email_errors(email),
+    "address": lambda address: _text_errors("address", address, ADDRESS_MAX, required=False),
+    "notes": lambda notes: _text_errors("notes", notes, NOTES_MAX, required=False),
+}
+
+
 def _patient_errors(data: PatientData) -> list[FieldError]:
-    errors = _text_errors("name", data.name, NAME_MAX, required=True)
-    if not AGE_MIN <= data.age <= AGE_MAX:
-        errors.append(FieldError("age", f"must be between {AGE_MIN} and {AGE_MAX}"))
-    errors += _text_errors("phone", data.phone, PHONE_MAX, required=False)
-    if data.email is not None:
-        errors += email_errors(data.email)
-    errors += _text_errors("address", data.address, ADDRESS_MAX, required=False)
-    errors += _text_errors("notes", data.notes, NOTES_MAX, required=False)
-    return errors
+    return [error for field, rule in _PATIENT_RULES.items() for error in rule(getattr(data, field))]
 
 
 def patch_doctor(current: DoctorData, changes: Mapping[str, object]) -> DoctorData:

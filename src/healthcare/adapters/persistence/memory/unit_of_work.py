@@ -25,6 +25,7 @@ from healthcare.domain.entities import (
     Mapping,
     NewUser,
     Patient,
+    PatientChanges,
     PatientData,
     RefreshSession,
     User,
@@ -333,6 +334,9 @@ class MemoryPatientRepository(_Repository):
         return _first(found, limit)
 
     async def get(self, owner_id: int, patient_id: int) -> Patient | None:
+        return self._owned(owner_id, patient_id)
+
+    def _owned(self, owner_id: int, patient_id: int) -> Patient | None:
         patient = self._t.patients.get(patient_id)
         return patient if patient is not None and patient.created_by == owner_id else None
 
@@ -359,12 +363,22 @@ class MemoryPatientRepository(_Repository):
         data: PatientData,
         expected_version: int | None = None,
     ) -> Patient | None:
-        patient = await self.get(owner_id, patient_id)
+        return await self.patch(owner_id, patient_id, _fields(data), expected_version)
+
+    async def patch(
+        self,
+        owner_id: int,
+        patient_id: int,
+        changes: PatientChanges,
+        expected_version: int | None = None,
+    ) -> Patient | None:
+        patient = self._owned(owner_id, patient_id)
         if patient is None:
             self._workspace.wrote(None)
             return None
         _refuse_other_version(self._workspace, "Patient", patient, expected_version)
-        updated = replace(patient, updated_at=_now(), version=patient.version + 1, **_fields(data))
+        fields: dict[str, Any] = dict(changes)
+        updated = replace(patient, updated_at=_now(), version=patient.version + 1, **fields)
         self._w.patients[patient_id] = updated
         self._workspace.wrote(patient_id)
         return updated

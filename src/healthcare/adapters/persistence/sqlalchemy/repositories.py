@@ -54,6 +54,7 @@ from healthcare.domain.entities import (
     Mapping,
     NewUser,
     Patient,
+    PatientChanges,
     PatientData,
     RefreshSession,
     User,
@@ -589,14 +590,36 @@ class SqlAlchemyPatientRepository(_Repository):
         values = _patient_values(data)
         params: dict[str, Any] = {"b_patient_id": patient_id, "b_owner_id": owner_id, **values}
         params["updated_at"] = _now()
+        return await self._write(params, expected_version)
+
+    async def _write(self, params: dict[str, Any], expected_version: int | None) -> Patient | None:
+        """Set the columns ``params`` names on the patient and bump its version, in one
+        statement (which takes the audit event along, as every final write does)."""
         statement = _UPDATE_PATIENT
         if expected_version is not None:
             statement, params["b_version"] = _UPDATE_PATIENT_AT_VERSION, expected_version
         row = (await self._db.write(statement, params)).first()
         if row is None:
+            owner_id, patient_id = params["b_owner_id"], params["b_patient_id"]
             await self._refuse_if_elsewhere(owner_id, patient_id, expected_version)
             return None
         return _patient(row)
+
+    async def patch(
+        self,
+        owner_id: int,
+        patient_id: int,
+        changes: PatientChanges,
+        expected_version: int | None = None,
+    ) -> Patient | None:
+        # update's statement: SQLAlchemy sets the columns the parameters name, and only those.
+        params: dict[str, Any] = {"b_patient_id": patient_id, "b_owner_id": owner_id}
+        for field, value in changes.items():
+            params[field] = value.value if isinstance(value, Gender) else value
+        if isinstance(name := changes.get("name"), str):
+            params["name_key"] = search_key(name)
+        params["updated_at"] = _now()
+        return await self._write(params, expected_version)
 
     async def delete(
         self, owner_id: int, patient_id: int, expected_version: int | None = None
