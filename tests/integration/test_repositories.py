@@ -170,7 +170,7 @@ async def test_a_changed_email_claims_its_login_name(new_uow: UowFactory) -> Non
         with pytest.raises(Conflict) as caught:
             await uow.users.set_email(user.id, other.username.upper())
         assert caught.value.field == "email"
-        # A Cyrillic "е" for the Latin "e" of example.org: a look-alike of that username.
+        # A Cyrillic small ie (U+0435) for the Latin "e" of example.org: a look-alike.
         lookalike = other.username.replace("example", "\u0435xample")
         with pytest.raises(Conflict):
             await uow.users.set_email(user.id, lookalike)
