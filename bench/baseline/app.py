@@ -163,8 +163,13 @@ def user_of(request: Request[Any, Any, Any]) -> int:
 
 
 def _sign(kind: str, user_id: int, seconds: int, extra: dict[str, Any]) -> tuple[str, str]:
-    now = int(time.time())
+    now_ms = time.time_ns() // 1_000_000
+    now = now_ms // 1000
     jti = uuid.uuid4().hex
+    # The API's access tokens say when they were issued to the millisecond (iat_ms), so a
+    # token minted just after a revocation in the same second is told apart from the ones
+    # before it.
+    issued = {"iat_ms": now_ms} if kind == "access" else {}
     claims = {
         "iss": ISSUER,
         "sub": str(user_id),
@@ -173,6 +178,7 @@ def _sign(kind: str, user_id: int, seconds: int, extra: dict[str, Any]) -> tuple
         "jti": jti,
         "iat": now,
         "exp": now + seconds,
+        **issued,
         **extra,
     }
     return jwt.encode(claims, SECRET, algorithm="HS256", headers={"typ": "JWT"}), jti
