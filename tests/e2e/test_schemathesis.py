@@ -13,8 +13,10 @@ Both run on SQLite and on PostgreSQL, each on a database of its own, migrated af
 requests go through schemathesis's ASGI transport (no server) to the app, as a freshly
 registered user who owns patient 1, doctor 1 and mapping 1, so the boundary ids the coverage
 phase favours reach real rows. The throttles are raised for the run (every case comes from
-one address). The run is derandomised, so every run sends the same cases. For a deeper run
-by hand:
+one address). test_stateful seeds a database of its own the same way, and starts every
+scenario on a fresh copy of it with a fresh app, so that the same requests always meet the
+same state (see ``_Workflow``). The run is derandomised, so every run sends the same cases.
+For a deeper run by hand:
 
     SCHEMATHESIS_MAX_EXAMPLES=300 .venv/bin/pytest tests/e2e/test_schemathesis.py
 
@@ -31,15 +33,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, TypeAlias, cast
 
 import hypothesis
-import hypothesis.errors
 import pytest
 import schemathesis
 from litestar import Litestar
@@ -50,7 +52,6 @@ from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUS
 from schemathesis.core.result import Ok
 from schemathesis.core.transport import Response
 from schemathesis.generation import GenerationMode
-from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from schemathesis.python import asgi
 from sqlalchemy import Engine, make_url
 
@@ -265,31 +266,30 @@ class _CaseCountSummary:
         )
 
 
-def _fresh_database(request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -> str:
+def _fresh_database(
+    request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, suffix: str = "schemathesis"
+) -> str:
     """A database of the run's own, migrated, so that the fuzz user's rows are number 1."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp.mktemp('schemathesis') / 'api.sqlite3'}"
-    admin: Engine = request.getfixturevalue("postgres_admin")
-    url = make_url(_postgres_test_url())
-    url = url.set(database=f"{url.database}_schemathesis")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-        connection.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
-    return url.render_as_string(hide_password=False)
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def fuzz_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Litestar]:
-    """The app under test, its fuzz user signed in and owning patient, doctor and mapping 1."""
-    url = _fresh_database(request, tmp_path_factory)
+        url = f"sqlite+aiosqlite:///{tmp.mktemp(suffix) / 'api.sqlite3'}"
+    else:
+        admin: Engine = request.getfixturevalue("postgres_admin")
+        postgres = make_url(_postgres_test_url())
+        postgres = postgres.set(database=f"{postgres.database}_{suffix}")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{postgres.database}" WITH (FORCE)'
+            )
+            connection.exec_driver_sql(f'CREATE DATABASE "{postgres.database}"')
+        url = postgres.render_as_string(hide_password=False)
     upgrade(url)
+    return url
+
+
+def _fuzz_settings(url: str) -> Settings:
     # As tests/e2e/conftest.py's `settings`: cheapest bcrypt, and the throttles wide open,
     # since every case comes from one client address (test_throttling covers them).
-    settings = Settings(
+    return Settings(
         database_url=url,
         secret_key=SECRET,
         bcrypt_rounds=4,
@@ -297,7 +297,11 @@ def fuzz_app(
         login_failures_per_client=1_000_000,
         auth_requests_per_minute=1_000_000,
     )
-    app = create_app(build_container(settings))
+
+
+def _seed(app: Litestar) -> tuple[str, str]:
+    """Signs a new fuzz user up and in, owning patient, doctor and mapping 1; its name and
+    access token."""
     username = unique("fuzz")
     # Schemathesis's own transport, hence its event loop: the engine's pool lives on it.
     with asgi.get_client(cast(Any, app)) as client:  # Litestar's precise ASGI types
@@ -317,8 +321,28 @@ def fuzz_app(
             headers=headers,
         )
         assert mapping.status_code == 201, mapping.text
-    FUZZ_USER.access, FUZZ_USER.password = tokens.json()["access"], PASSWORD
-    FUZZ_USER.username = username
+    return username, str(tokens.json()["access"])
+
+
+def _stop(app: Litestar) -> None:
+    """Runs this one app's shutdown (its engine disposed of on the loop that opened it),
+    leaving the other apps' lifespans running. Schemathesis only offers to stop them all."""
+    with asgi._LOCK:
+        lifespan = asgi._LIFESPANS.pop(id(app), None)
+    if lifespan is not None:
+        lifespan.stop()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def fuzz_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Litestar]:
+    """The app under test, its fuzz user signed in and owning patient, doctor and mapping 1."""
+    app = create_app(build_container(_fuzz_settings(_fresh_database(request, tmp_path_factory))))
+    FUZZ_USER.username, FUZZ_USER.access = _seed(app)
+    FUZZ_USER.password = PASSWORD
     if not request.config.pluginmanager.has_plugin("schemathesis-case-count"):
         request.config.pluginmanager.register(_CaseCountSummary(), "schemathesis-case-count")
     yield app
@@ -335,11 +359,84 @@ def test_api(case: AnyCase, fuzz_app: Litestar) -> None:
     case.validate_response(response, transport_kwargs={"app": fuzz_app})
 
 
-class _Workflow(schema.as_state_machine()):  # type: ignore[misc]
-    """Schemathesis's state machine over the document's links, sent to the fuzz app."""
+class _StatefulSeed(NamedTuple):
+    """The seeded database every stateful scenario starts from, and how to copy it afresh."""
 
+    url: str  # where each scenario's copy lives; no app ever opens the seed itself
+    reset: Callable[[], None]  # replaces the copy with a new one of the seed
+    username: str
+    access: str
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(make_url(url).database or "")
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def stateful_seed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_StatefulSeed]:
+    """A database of the stateful test's own, seeded as test_api's (the fuzz user owns
+    patient, doctor and mapping 1) and then left alone: each scenario runs on a copy."""
+    seed_url = _fresh_database(request, tmp_path_factory, "stateful_seed")
+    seeding = create_app(build_container(_fuzz_settings(seed_url)))
+    username, access = _seed(seeding)
+    _stop(seeding)  # closes its connections: a PostgreSQL template must have none
+    if request.param == "sqlite":
+        seed = _sqlite_path(seed_url)
+        copy = seed.with_name("scenario.sqlite3")
+
+        def reset() -> None:
+            # The seed's app has closed, so its WAL is checkpointed into the file.
+            for leftover in copy.parent.glob(f"{copy.name}*"):
+                leftover.unlink()
+            shutil.copyfile(seed, copy)
+
+        yield _StatefulSeed(f"sqlite+aiosqlite:///{copy}", reset, username, access)
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    seed_name = make_url(seed_url).database
+    url = make_url(seed_url).set(database=f"{seed_name}_scenario")
+
+    def recreate() -> None:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+            connection.exec_driver_sql(f'CREATE DATABASE "{url.database}" TEMPLATE "{seed_name}"')
+
+    yield _StatefulSeed(url.render_as_string(hide_password=False), recreate, username, access)
+    with admin.connect() as connection:
+        for name in (url.database, seed_name):
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class _Workflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Schemathesis's state machine over the document's links.
+
+    Every scenario gets a copy of the seeded database and an app of its own (so no cache of
+    verified tokens, throttle or pool outlives it), and the fuzz user's seeded token and
+    password: the same requests meet the same state and get the same answers, so the same
+    links are open. Hypothesis counts on that: a scenario that shares its first choices
+    with an earlier one must be able to make them the same way, or it stops the run with
+    FlakyStrategyDefinition.
+    """
+
+    seed: ClassVar[_StatefulSeed | None] = None
     app: Litestar | None = None
-    failures: ClassVar[list[Exception]] = []
+
+    def setup(self) -> None:
+        seed = _Workflow.seed
+        assert seed is not None, "test_stateful sets the seed"
+        seed.reset()
+        self.app = create_app(build_container(_fuzz_settings(seed.url)))
+        FUZZ_USER.username, FUZZ_USER.access = seed.username, seed.access
+        FUZZ_USER.password = PASSWORD
+
+    def teardown(self) -> None:
+        if self.app is not None:
+            _stop(self.app)
+        super().teardown()
 
     def get_call_kwargs(self, case: AnyCase) -> dict[str, Any]:
         return {"app": self.app}
@@ -362,17 +459,11 @@ class _Workflow(schema.as_state_machine()):  # type: ignore[misc]
             recorder=self.recorder,
         )
 
-    def step(self, input: StepInput) -> StepOutput:
-        try:
-            output: StepOutput = super().step(input)
-        except Exception as failure:
-            _Workflow.failures.append(failure)
-            raise
-        return output
 
-
-def test_stateful(fuzz_app: Litestar) -> None:
-    _Workflow.app, _Workflow.failures = fuzz_app, []
+def test_stateful(stateful_seed: _StatefulSeed) -> None:
+    # The fuzz user of test_api's database, if it is running, is put back afterwards.
+    fuzz_user = (FUZZ_USER.username, FUZZ_USER.access, FUZZ_USER.password)
+    _Workflow.seed = stateful_seed
     try:
         _Workflow.run(
             settings=hypothesis.settings(
@@ -382,17 +473,14 @@ def test_stateful(fuzz_app: Litestar) -> None:
                 database=None,
                 deadline=None,
                 suppress_health_check=list(hypothesis.HealthCheck),
-                # No shrinking: a scenario replayed against a database that earlier ones
-                # changed takes other turns.
+                # No shrinking: it would copy a database per attempt. Derandomised, a
+                # failure comes back on every run as first found.
                 phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
             )
         )
-    except hypothesis.errors.FlakyStrategyDefinition:
-        # Hypothesis replays a failing scenario to confirm it, and the database it changed
-        # sends the replay elsewhere; the failure is the one first found.
-        if not _Workflow.failures:
-            raise
-        raise _Workflow.failures[0] from None
+    finally:
+        _Workflow.seed = None
+        FUZZ_USER.username, FUZZ_USER.access, FUZZ_USER.password = fuzz_user
 
 
 def _cases_of_a_run_of_its_own(tmp_path: Path) -> Counter[tuple[str, str, str]]:
