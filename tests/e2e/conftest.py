@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +45,27 @@ def app(container: Container) -> Litestar:
     return create_app(container)
 
 
+@asynccontextmanager
+async def serving(
+    container: Container, app: Litestar | None = None
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """A test client of ``app`` (by default a new app of ``container``), for a test that also
+    calls ``container`` directly.
+
+    The test client runs the app, its requests and its background tasks on an event loop of
+    its own in another thread, while the test's direct calls run on pytest's loop. SQLAlchemy
+    guards an engine's first connection with an asyncio lock, which belongs to one loop: when
+    both loops made that first connection at once, the waiter's wake-up went to the wrong
+    loop and the test hung. Connecting once from this loop first takes that lock out of play.
+    """
+    await container.database_probe().is_reachable()
+    async with AsyncTestClient(app or create_app(container)) as test_client:
+        yield test_client
+
+
 @pytest.fixture(scope="session")
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app) as test_client:
+async def client(app: Litestar, container: Container) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with serving(container, app) as test_client:
         yield test_client
 
 

@@ -20,13 +20,13 @@ from litestar.testing import AsyncTestClient
 
 from healthcare.entrypoints.admin.session import COOKIE
 from healthcare.entrypoints.container import Container, build_container
-from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.settings import Settings
 from tests.e2e.conftest import (
     PASSWORD,
     Account,
     create_doctor,
     create_patient,
+    serving,
     sign_up,
     unique,
 )
@@ -218,7 +218,7 @@ async def clocked(settings: Settings) -> AsyncIterator[tuple[Client, FixedClock,
     """The app on the same database with a clock the test moves."""
     clock = FixedClock()
     container = build_container(dataclasses.replace(settings), clock=clock)
-    async with AsyncTestClient(create_app(container)) as test_client:
+    async with serving(container) as test_client:
         yield test_client, clock, container
 
 

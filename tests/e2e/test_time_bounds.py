@@ -22,7 +22,15 @@ from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.settings import Settings
 from tests.conftest import libpq_url
-from tests.e2e.conftest import PASSWORD, PATIENT, SECRET, assert_problem, create_patient, sign_up
+from tests.e2e.conftest import (
+    PASSWORD,
+    PATIENT,
+    SECRET,
+    assert_problem,
+    create_patient,
+    serving,
+    sign_up,
+)
 from tests.integration.test_redis_throttling import REDIS_URL
 
 
@@ -148,7 +156,7 @@ async def test_ready_tells_the_truth_when_the_database_drops_every_session(
     url = str(make_url(postgres_url).update_query_dict({"application_name": name}))
     settings = _settings(database_url=url, db_pool_size=3)
     container = build_container(settings)
-    async with AsyncTestClient(create_app(container)) as client:
+    async with serving(container) as client:
         owner = await sign_up(client)
         patient = await create_patient(client, owner)
         path = f"/api/patients/{patient['id']}/"
