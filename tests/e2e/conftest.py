@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -19,6 +21,7 @@ from healthcare.entrypoints.settings import Settings
 
 SECRET = "e2e-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="session")
@@ -173,3 +176,33 @@ def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
     named = {error["field"] for error in body.get("errors", [])}
     assert set(fields) <= named, f"expected errors on {fields}, got {body}"
     return body
+
+
+class AdminBrowser:
+    """A browser on the admin: the client's cookie jar, and the last page's CSRF token."""
+
+    def __init__(self, client: AsyncTestClient[Litestar]) -> None:
+        self.client = client
+        self.token = ""
+
+    def _remember(self, response: httpx.Response) -> httpx.Response:
+        if found := _CSRF.search(response.text):
+            self.token = found.group(1)
+        return response
+
+    async def get(self, path: str, **params: Any) -> httpx.Response:
+        response = await self.client.get(path, params=params, follow_redirects=False)
+        return self._remember(response)
+
+    async def post(self, path: str, form: dict[str, Any], *, csrf: bool = True) -> httpx.Response:
+        data = {**form, "csrf_token": self.token} if csrf else form
+        response = await self.client.post(path, data=data, follow_redirects=False)
+        return self._remember(response)
+
+    async def sign_in(self, username: str, password: str = PASSWORD) -> httpx.Response:
+        """Sign in; once in, the home page is opened, for the new session's CSRF token."""
+        await self.get("/admin/login")
+        response = await self.post("/admin/login", {"username": username, "password": password})
+        if response.status_code == 303:
+            await self.get("/admin/")
+        return response

@@ -24,6 +24,7 @@ from healthcare.entrypoints.settings import Settings
 from tests.e2e.conftest import (
     PASSWORD,
     Account,
+    AdminBrowser,
     create_doctor,
     create_patient,
     serving,
@@ -33,39 +34,8 @@ from tests.e2e.conftest import (
 from tests.unit.fakes import FixedClock
 
 Client = AsyncTestClient[Litestar]
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _ERRORS = re.compile(r'<ul class="errors"><li>(.*?)</li>')
 BAD_CREDENTIALS = "No active account found with the given credentials"
-
-
-class AdminBrowser:
-    """A browser on the admin: the client's cookie jar, and the last page's CSRF token."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.token = ""
-
-    def _remember(self, response: httpx.Response) -> httpx.Response:
-        if found := _CSRF.search(response.text):
-            self.token = found.group(1)
-        return response
-
-    async def get(self, path: str, **params: Any) -> httpx.Response:
-        response = await self.client.get(path, params=params, follow_redirects=False)
-        return self._remember(response)
-
-    async def post(self, path: str, form: dict[str, Any], *, csrf: bool = True) -> httpx.Response:
-        data = {**form, "csrf_token": self.token} if csrf else form
-        response = await self.client.post(path, data=data, follow_redirects=False)
-        return self._remember(response)
-
-    async def sign_in(self, username: str, password: str = PASSWORD) -> httpx.Response:
-        """Sign in; once in, the home page is opened, for the new session's CSRF token."""
-        await self.get("/admin/login")
-        response = await self.post("/admin/login", {"username": username, "password": password})
-        if response.status_code == 303:
-            await self.get("/admin/")
-        return response
 
 
 @pytest.fixture

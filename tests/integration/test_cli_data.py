@@ -231,6 +231,11 @@ def test_patients_doctors_mappings_and_audit(run: Cli, tmp_path: Path) -> None:
     assert listed["total"] == 1
     assert listed["items"][0]["doctor_name"] == "Dr Who"
     assert run.invoke("mappings", "list", "--patient", "999999999").exit_code == 1
+    # --owner holds a command to that owner's patient: another owner's does not exist.
+    mine = ("--patient", str(alan["id"]), "--owner", owner.username)
+    assert run.json("mappings", "list", *mine) == listed
+    elsewhere = run.invoke("mappings", "list", "--patient", str(alan["id"]), "--owner", run.admin)
+    assert one_line_error(elsewhere) == f"Error: Patient {alan['id']} was not found"
 
     # The audit trail names the administrator, from the command line.
     events = run.json("audit", "list", "--user", run.admin, "--action", "patient.read")

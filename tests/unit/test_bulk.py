@@ -1,5 +1,5 @@
-"""Bulk import and export, and administrators' use cases over any owner's records, against
-the in-memory adapter."""
+"""Bulk import and export, and the command line's administrator over any owner's records
+(through the owner-scoped use cases), against the in-memory adapter."""
 
 from __future__ import annotations
 
@@ -229,57 +229,73 @@ class TestExport:
 
 
 class TestAdministratorsOverRecords:
+    """What the command line does as ``--as``: the owner-scoped use cases, by id alone."""
+
     async def test_identify_list_read_and_assign(self, core: Core) -> None:
         admin = await administrator(core)
         owner, _ = await core.sign_up()
         origin = Origin("cli", "r1")
-        principal = await core.container.identify_administrator()(admin.username, origin)
+        uses = core.container
+        principal = await uses.identify_administrator()(admin.username, origin)
         assert principal == Principal(admin.id, True, origin)
         patient = await core.add_patient(owner.principal(), name="Zoë")
 
-        page = await core.container.admin_list_patients()(principal, owner.id, PageRequest())
+        page = await uses.list_patients()(principal, PageRequest(), owner_id=owner.id)
         assert (list(page.items), page.total) == ([patient], 1)
-        assert await core.container.admin_get_patient()(principal, patient.id) == patient
+        assert await uses.get_patient()(principal, patient.id, every_owner=True) == patient
         read = core.audit_events()[-1]
         assert (read.action, read.user_id, read.resource_id, read.client) == (
             A.PATIENT_READ, admin.id, patient.id, "cli",
         )  # fmt: skip
         doctor = await core.add_doctor(admin.principal())
-        mapping = await core.container.admin_assign_doctor()(principal, patient.id, doctor.id)
-        assert mapping.patient_id == patient.id
+        mapping = await uses.assign_doctor()(principal, patient.id, doctor.id, every_owner=True)
+        assert (mapping.patient_id, mapping.doctor.id) == (patient.id, doctor.id)
         created = core.audit_events()[-1]
         assert (created.action, created.user_id, created.resource_id) == (
             A.MAPPING_CREATE, admin.id, mapping.id,
         )  # fmt: skip
-        listed = await core.container.admin_list_patient_mappings()(
-            principal, patient.id, PageRequest()
+        listed = await uses.list_patient_mappings()(
+            principal, patient.id, PageRequest(), every_owner=True
         )
         assert [m.id for m in listed.items] == [mapping.id]
+        listing = core.audit_events()[-1]
+        assert (listing.action, listing.user_id, listing.resource_id) == (
+            A.MAPPING_LIST_PATIENT, admin.id, patient.id,
+        )  # fmt: skip
+        # The owner's own view is the same record and the same mapping.
+        mine = await uses.list_patient_mappings()(owner.principal(), patient.id, PageRequest())
+        assert list(mine.items) == list(listed.items)
 
     async def test_refusals_and_missing_records(self, core: Core) -> None:
         admin = await administrator(core)
         plain, _ = await core.sign_up()
+        uses = core.container
         with pytest.raises(Forbidden):
-            await core.container.identify_administrator()(plain.username, Origin())
+            await uses.identify_administrator()(plain.username, Origin())
         with pytest.raises(Forbidden):
-            await core.container.identify_administrator()("nobody", Origin())
-        patient = await core.add_patient(plain.principal())
+            await uses.identify_administrator()("nobody", Origin())
+        patient = await core.add_patient(admin.principal())
+        doctor = await core.add_doctor(admin.principal())
         for call in (
-            core.container.admin_get_patient()(plain.principal(), patient.id),
-            core.container.admin_list_patients()(plain.principal(), admin.id, PageRequest()),
+            uses.get_patient()(plain.principal(), patient.id, every_owner=True),
+            uses.list_patients()(plain.principal(), PageRequest(), owner_id=admin.id),
+            uses.list_patient_mappings()(
+                plain.principal(), patient.id, PageRequest(), every_owner=True
+            ),
+            uses.assign_doctor()(plain.principal(), patient.id, doctor.id, every_owner=True),
         ):
             with pytest.raises(Forbidden):
                 await call
-        with pytest.raises(NotFound):
-            await core.container.admin_get_patient()(admin.principal(), 10**9)
-        with pytest.raises(NotFound):
-            await core.container.admin_list_patients()(admin.principal(), 10**9, PageRequest())
-        with pytest.raises(NotFound):
-            await core.container.admin_list_patient_mappings()(
-                admin.principal(), 10**9, PageRequest()
-            )
-        with pytest.raises(NotFound):
-            await core.container.admin_assign_doctor()(admin.principal(), 10**9, 1)
+        assert [e.outcome for e in core.audit_events()[-4:]] == [AuditOutcome.DENIED] * 4
+        for call in (
+            uses.get_patient()(admin.principal(), 10**9, every_owner=True),
+            uses.list_patient_mappings()(admin.principal(), 10**9, PageRequest(), every_owner=True),
+            uses.assign_doctor()(admin.principal(), 10**9, doctor.id, every_owner=True),
+        ):
+            with pytest.raises(NotFound):
+                await call
+        with pytest.raises(NotFound):  # the patient exists; the doctor does not
+            await uses.assign_doctor()(admin.principal(), patient.id, 10**9, every_owner=True)
 
 
 def test_search_key_of_ascii_is_its_lower_case() -> None:

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from healthcare.application.audit import Auditor
-from healthcare.application.ports import UnitOfWork
-from healthcare.application.records import existing_owner
+from healthcare.application.ports import UnitOfWork, UserRepository
 from healthcare.application.users import refuse_unless_admin
 from healthcare.domain.audit import AuditAction, AuditEvent, AuditOutcome, ResourceType
 from healthcare.domain.entities import Doctor, DoctorData, Mapping, Patient, PatientData, Principal
-from healthcare.domain.errors import FieldError, InvalidInput
+from healthcare.domain.errors import FieldError, InvalidInput, NotFound
 from healthcare.domain.rules import parse_patient, validate_doctor
 
 T = TypeVar("T")
@@ -36,6 +35,12 @@ Record = FieldMap[str, object]  # a field's name to its value: text, or a number
 # could not read at all (not JSON, say), reported as any other rejected record.
 NumberedRecords = Iterable[tuple[int, Record | InvalidInput]]
 Progress = Callable[[int], None]  # told how many more records were read
+
+
+async def existing_owner(users: UserRepository, owner_id: int) -> None:
+    if await users.get(owner_id) is None:
+        raise NotFound("User", owner_id)
+
 
 PATIENT_FIELDS = ("name", "age", "gender", "phone", "email", "address", "notes")
 DOCTOR_FIELDS = ("name", "specialization", "email", "phone")

@@ -230,14 +230,8 @@ class Container(containers.DeclarativeContainer):
 
     list_audit_events = providers.Factory(ListAuditEvents, unit_of_work, auditor)
 
-    # Administrators over every owner's records, and bulk import/export (the command line).
+    # Who acts on the command line, and bulk import/export.
     identify_administrator = providers.Factory(records.IdentifyAdministrator, unit_of_work)
-    admin_list_patients = providers.Factory(records.AdminListPatients, unit_of_work, auditor)
-    admin_get_patient = providers.Factory(records.AdminGetPatient, unit_of_work, auditor)
-    admin_list_patient_mappings = providers.Factory(
-        records.AdminListPatientMappings, unit_of_work, auditor
-    )
-    admin_assign_doctor = providers.Factory(records.AdminAssignDoctor, unit_of_work, auditor)
     import_patients = providers.Factory(bulk.ImportPatients, unit_of_work, auditor)
     import_doctors = providers.Factory(bulk.ImportDoctors, unit_of_work, auditor)
     export_patients = providers.Factory(bulk.ExportPatients, unit_of_work, auditor)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 from collections.abc import Callable
 
 import click
@@ -20,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from healthcare.adapters.persistence.sqlalchemy import migrations
 from healthcare.domain.entities import Principal
-from healthcare.domain.errors import Conflict, InvalidInput, Unavailable
+from healthcare.domain.errors import DomainError, Unavailable
 from healthcare.entrypoints.cli.records import GROUPS
 from healthcare.entrypoints.cli.runtime import (
     ACTING_ENV,
@@ -29,6 +28,7 @@ from healthcare.entrypoints.cli.runtime import (
     fail,
     find_user,
     print_json,
+    refusal,
     settings,
 )
 from healthcare.entrypoints.cli.transfer import export_group, import_group
@@ -190,13 +190,8 @@ def createsuperuser(username: str, email: str, password: str) -> None:
 
     try:
         user_id = asyncio.run(create())
-    except InvalidInput as error:
-        for problem in error.errors:
-            click.echo(f"{problem.field}: {problem.message}", err=True)
-        sys.exit(1)
-    except (Conflict, Unavailable) as error:
-        click.echo(error.message, err=True)
-        sys.exit(1)
+    except (DomainError, Unavailable) as error:
+        raise refusal(error) from error
     click.echo(f"Superuser {username!r} created with id {user_id}.")
 
 

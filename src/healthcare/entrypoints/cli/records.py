@@ -21,6 +21,8 @@ from healthcare.entrypoints.cli.runtime import (
     find_user,
     json_option,
     mapping_fields,
+    owner_id_of,
+    owner_option,
     page_options,
     page_request,
     patient_fields,
@@ -156,8 +158,8 @@ def list_patients(
     async def work(container: Container, principal: Principal) -> None:
         where = patient_filter(search=search, gender=gender, ordering=ordering)
         owner_user = await find_user(container, principal, owner)
-        page = await container.admin_list_patients()(
-            principal, owner_user.id, page_request(limit, offset), where
+        page = await container.list_patients()(
+            principal, page_request(limit, offset), where, owner_id=owner_user.id
         )
         title = f"Patients of {owner_user.username}"
         show_page(page, patient_fields, PATIENT_COLUMNS, as_json=as_json, title=title)
@@ -167,12 +169,15 @@ def list_patients(
 
 @patients.command("show")
 @click.argument("patient_id", type=click.IntRange(min=1))
+@owner_option
 @json_option
-def show_patient(patient_id: int, as_json: bool) -> None:
+def show_patient(patient_id: int, owner: str | None, as_json: bool) -> None:
     """Show the patient PATIENT_ID, whoever owns it (audited as a read)."""
 
     async def work(container: Container, principal: Principal) -> None:
-        patient = await container.admin_get_patient()(principal, patient_id)
+        owner_id = await owner_id_of(container, principal, owner)
+        get_patient = container.get_patient()
+        patient = await get_patient(principal, patient_id, owner_id=owner_id, every_owner=True)
         show_record(patient_fields(patient), as_json=as_json, title=f"Patient {patient.id}")
 
     as_admin(work)
@@ -237,14 +242,23 @@ def mappings() -> None:
 
 @mappings.command("list")
 @click.option("--patient", "patient_id", type=click.IntRange(min=1), required=True)
+@owner_option
 @page_options
 @json_option
-def list_mappings(patient_id: int, limit: int, offset: int, as_json: bool) -> None:
+def list_mappings(
+    patient_id: int, owner: str | None, limit: int, offset: int, as_json: bool
+) -> None:
     """List the doctors assigned to --patient."""
 
     async def work(container: Container, principal: Principal) -> None:
-        list_of = container.admin_list_patient_mappings()
-        page = await list_of(principal, patient_id, page_request(limit, offset))
+        owner_id = await owner_id_of(container, principal, owner)
+        page = await container.list_patient_mappings()(
+            principal,
+            patient_id,
+            page_request(limit, offset),
+            owner_id=owner_id,
+            every_owner=True,
+        )
         title = f"Doctors of patient {patient_id}"
         show_page(page, mapping_fields, MAPPING_COLUMNS, as_json=as_json, title=title)
 
@@ -254,12 +268,16 @@ def list_mappings(patient_id: int, limit: int, offset: int, as_json: bool) -> No
 @mappings.command("assign")
 @click.argument("patient_id", type=click.IntRange(min=1))
 @click.argument("doctor_id", type=click.IntRange(min=1))
+@owner_option
 @json_option
-def assign(patient_id: int, doctor_id: int, as_json: bool) -> None:
+def assign(patient_id: int, doctor_id: int, owner: str | None, as_json: bool) -> None:
     """Assign the doctor DOCTOR_ID to the patient PATIENT_ID."""
 
     async def work(container: Container, principal: Principal) -> None:
-        mapping = await container.admin_assign_doctor()(principal, patient_id, doctor_id)
+        owner_id = await owner_id_of(container, principal, owner)
+        mapping = await container.assign_doctor()(
+            principal, patient_id, doctor_id, owner_id=owner_id, every_owner=True
+        )
         message = f"Doctor {doctor_id} assigned to patient {patient_id} (mapping {mapping.id})."
         say(message, mapping_fields(mapping), as_json=as_json)
 

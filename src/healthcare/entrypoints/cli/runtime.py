@@ -24,7 +24,7 @@ from healthcare.application.paging import MAX_LIMIT, Page, PageRequest
 from healthcare.domain.audit import Origin
 from healthcare.domain.entities import Doctor, Patient, Principal, User
 from healthcare.domain.entities import Mapping as DoctorMapping
-from healthcare.domain.errors import DomainError, InvalidInput, NotFound, Unavailable
+from healthcare.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from healthcare.entrypoints.container import Container, build_container, close_container
 from healthcare.entrypoints.settings import Settings, SettingsError, load_settings
 
@@ -58,6 +58,16 @@ def fail(message: str) -> click.ClickException:
     return click.ClickException(" ".join(message.split()))
 
 
+def refusal(error: DomainError | Unavailable) -> click.ClickException:
+    """Exit 1 with the one line every command gives for a refusal: each bad field named
+    beside its message (the API's problem ``errors``, the admin's message by the field)."""
+    if isinstance(error, InvalidInput):
+        return fail(f"Invalid input: {error.message}")
+    if isinstance(error, Conflict) and error.field:
+        return fail(f"{error.field}: {error.message}")
+    return fail(error.message)
+
+
 def run(work: Callable[[Container], Awaitable[T]]) -> T:
     """``work`` on a fresh container, closed afterwards; domain errors exit 1."""
     container = build_container(settings())
@@ -70,12 +80,8 @@ def run(work: Callable[[Container], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except InvalidInput as error:
-        raise fail(f"Invalid input: {error.message}") from error
-    except DomainError as error:
-        raise fail(error.message) from error
-    except Unavailable as error:
-        raise fail(error.message) from error
+    except (DomainError, Unavailable) as error:
+        raise refusal(error) from error
 
 
 def as_admin(work: Callable[[Container, Principal], Awaitable[T]]) -> T:
@@ -104,6 +110,17 @@ async def find_user(container: Container, principal: Principal, login: str) -> U
         if not login.isdigit():
             raise
     return await get(principal, int(login))
+
+
+owner_option = click.option(
+    "--owner",
+    help="Only if the patient is this user's (username, email or id); any owner's without it.",
+)
+
+
+async def owner_id_of(container: Container, principal: Principal, owner: str | None) -> int | None:
+    """The id of the owner ``--owner`` names, for the use cases' ``owner_id``."""
+    return None if owner is None else (await find_user(container, principal, owner)).id
 
 
 def page_options(command: Callable[..., Any]) -> Callable[..., Any]:
