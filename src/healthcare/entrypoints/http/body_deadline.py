@@ -5,12 +5,15 @@ Granian bounds how long the headers may take (``HTTP1Settings.header_read_timeou
 by default) but not the body: a client that announced a body and sent a few bytes held its
 request open for as long as it liked, and leaving half way was logged as an unhandled error
 (Litestar reads an early ``http.disconnect`` as a 500).
+
+``BodyDeadline`` wraps the whole application (asgi.py), outside Litestar: the errors it
+raises come out of the body read inside a handler, so Litestar's exception handlers
+(problems.py) answer them all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
@@ -68,12 +71,3 @@ class BodyDeadline:
             return message
 
         await self._app(scope, bounded, send)
-
-
-def body_deadline(timeout_seconds: float) -> Callable[[ASGIApp], ASGIApp]:
-    """The deadline as Litestar middleware."""
-
-    def bounded(app: ASGIApp) -> ASGIApp:
-        return BodyDeadline(app, timeout_seconds)
-
-    return bounded
