@@ -44,12 +44,12 @@ class BodyDeadline:
     """The whole body must arrive within ``timeout_seconds`` of the first read of it."""
 
     def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
-        self._app = app
+        self.app = app
         self._timeout = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["method"] in _BODYLESS:
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         deadline: float | None = None
         arrived = False
@@ -70,4 +70,4 @@ class BodyDeadline:
             arrived = not message.get("more_body", False)
             return message
 
-        await self._app(scope, bounded, send)
+        await self.app(scope, bounded, send)
