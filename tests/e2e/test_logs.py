@@ -170,6 +170,22 @@ def test_text_is_the_default_format_and_names_the_fields() -> None:
     assert "never" not in JsonFormatter().format(record)
 
 
+@pytest.mark.parametrize(
+    "fraction",
+    # Each side of a millisecond, and the fractions fromtimestamp rounds up into the next
+    # millisecond or second.
+    [0.0, 0.0004994, 0.0005, 0.0009995, 0.123456, 0.9994999, 0.9995, 0.9999994, 0.9999996],
+)
+def test_a_text_line_s_time_is_the_iso_time_of_its_record(fraction: float) -> None:
+    formatter = TextFormatter()
+    for second in (1_796_000_000, 1_796_000_001, 1_796_086_399, 1_796_000_001):
+        created = second + fraction
+        record = logging.makeLogRecord({"name": "n", "levelname": "INFO", "msg": "m"})
+        record.created = created
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert formatter.format(record) == f"{expected} INFO n: m"
+
+
 def test_the_command_line_refuses_an_unknown_log_format() -> None:
     result = CliRunner().invoke(cli, ["upgrade", "--help"], env={"LOG_FORMAT": "xml"})
     assert result.exit_code == 1

@@ -5,12 +5,15 @@ Granian bounds how long the headers may take (``HTTP1Settings.header_read_timeou
 by default) but not the body: a client that announced a body and sent a few bytes held its
 request open for as long as it liked, and leaving half way was logged as an unhandled error
 (Litestar reads an early ``http.disconnect`` as a 500).
+
+``BodyDeadline`` wraps the whole application (asgi.py), outside Litestar: the errors it
+raises come out of the body read inside a handler, so Litestar's exception handlers
+(problems.py) answer them all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
@@ -41,12 +44,12 @@ class BodyDeadline:
     """The whole body must arrive within ``timeout_seconds`` of the first read of it."""
 
     def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
-        self._app = app
+        self.app = app
         self._timeout = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["method"] in _BODYLESS:
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         deadline: float | None = None
         arrived = False
@@ -67,13 +70,4 @@ class BodyDeadline:
             arrived = not message.get("more_body", False)
             return message
 
-        await self._app(scope, bounded, send)
-
-
-def body_deadline(timeout_seconds: float) -> Callable[[ASGIApp], ASGIApp]:
-    """The deadline as Litestar middleware."""
-
-    def bounded(app: ASGIApp) -> ASGIApp:
-        return BodyDeadline(app, timeout_seconds)
-
-    return bounded
+        await self.app(scope, bounded, send)
