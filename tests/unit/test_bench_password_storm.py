@@ -18,7 +18,6 @@ from harness.password_storm import (
     storm_figures,
     throttlings,
 )
-
 from healthcare.entrypoints.settings import load_settings
 
 CAPACITY = 8.0  # hashes a second
@@ -34,7 +33,9 @@ def storm(*, s400: int = 10, s429: int = 900, s401: int = 0, other: int = 0) -> 
     }
 
 
-def pair(idle_p99: float, storm_p99: float, login_errors: int = 0, **answers: int) -> dict[str, Any]:
+def pair(
+    idle_p99: float, storm_p99: float, login_errors: int = 0, **answers: int
+) -> dict[str, Any]:
     return {
         "idle_logins": 40,
         "idle_p50_ms": idle_p99 / 2,
