@@ -13,8 +13,10 @@ What a run does, in order:
    mismatch stops the run here, before any timed round.
 4. ``scenarios``: drives each scenario with wrk (bench/lua/scenario.lua, run by ``load``) from
    a separate process: API, baseline, API, baseline... and takes the median of rounds.
-5. ``storm``, ``soak``, ``scale``: login storm vs. reads, a 200,000-request memory soak, and
-   the data-scale check (10,000 vs 1,000,000 patient rows in databases of their own).
+5. ``storm``, ``soak``, ``metrics_cost``, ``password_storm``, ``scale``: login storm vs.
+   reads, a 200,000-request memory soak, what metrics cost, sign-ins beside a storm of wrong
+   current passwords, and the data-scale check (10,000 vs 1,000,000 patient rows in
+   databases of their own). ``pairs``: the storms' alternating idle/storm windows.
 6. ``report``: writes bench/results/latest.json and latest.md; ``runtime``'s clean-up stops
    every server it started and drops every database it created (unless --keep-db/--reuse-db).
 

@@ -15,6 +15,7 @@ from .load import Load, write_lua_data
 from .machine import ensure_wrk, machine_description, time_one_hash
 from .metrics_cost import metrics_cost_check
 from .parity import Answer, check_parity, require_parity
+from .password_storm import password_storm_check
 from .runtime import CLEANUP, log, on_signal
 from .scale import scale_check
 from .scenarios import RefreshPools, scenario_runs, summarize
@@ -102,6 +103,9 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
     CLEANUP.stop(api.process)
     CLEANUP.stop(baseline.process)
     metrics_cost = metrics_cost_check(cfg, load, secret) if cfg.metrics_cost else None
+    password_storm = (
+        password_storm_check(cfg, load, secret, hash_seconds) if cfg.password_storm else None
+    )
     scale = scale_check(cfg, secret, password_hash, tokens) if cfg.scale else None
 
     document = report.build(
@@ -117,6 +121,7 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
         soak=soak_result,
         scale=scale,
         metrics_cost=metrics_cost,
+        password_storm=password_storm,
         server_restarts=api.restarts + baseline.restarts + (scale or {}).get("restarts", []),
     )
     text = report.write(cfg, document)

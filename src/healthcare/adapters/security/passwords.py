@@ -9,17 +9,18 @@ cores on equal terms. With nothing else to do, the hashes still get all of the C
 
 The threads are shared fairly between whoever the hashes are for (``on_behalf_of``: an
 account, or a client): waiting hashes start in turn, one of each party's at a time
-(``FairShare``), so one account's storm of password checks delays another's sign-in by at
-most one hash per thread, instead of queueing it behind the whole storm.
+(``FairShare``), so one account's storm of password checks delays another's sign-in by the
+hashes already running (at most one per thread), instead of queueing it behind the storm.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import os
 import threading
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -41,45 +42,69 @@ def _lower_this_threads_priority() -> None:
 
 
 class FairShare:
-    """``slots`` places, handed out in turn between parties: a party with many waiting gets
-    one place per round, as every other waiting party does. (Per event loop: a worker's.)"""
+    """``slots`` places, handed out in turn between parties. (Per event loop: a worker's.)
+
+    Start-time fair queueing with equal costs: each request is tagged with its party's turn,
+    counted while the party has places held or waiting (its first is the turn being served
+    now, each next one a turn later), and the waiting request with the lowest tag gets the
+    next free place, ties in order of arrival. So a party with many waiting gets one place
+    per round, as every other waiting party does, and a party that arrives with nothing
+    waiting goes before the next of a party that already holds a place: it waits for the
+    places in use, not for one more of the busy party's. A party with nothing held or
+    waiting starts afresh (no debt, no credit).
+    """
 
     def __init__(self, slots: int) -> None:
         self._slots = slots
         self._busy = 0
-        self._waiting: OrderedDict[str | None, deque[asyncio.Future[None]]] = OrderedDict()
+        self._turn = 0  # the tag of the place handed out last
+        self._next_turn: dict[str | None, int] = {}  # per party with places held or waiting
+        self._outstanding: dict[str | None, int] = {}
+        self._queue: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap of tags
+        self._arrivals = itertools.count()
 
     @property
     def waiting(self) -> int:
-        return sum(len(queue) for queue in self._waiting.values())
+        return sum(1 for _, _, turn in self._queue if not turn.done())
 
     async def take(self, party: str | None) -> None:
-        """Wait for a place; give it back with ``give_back``."""
-        if self._busy < self._slots and not self._waiting:
+        """Wait for a place; give it back with ``give_back(party)``."""
+        tag = max(self._turn, self._next_turn.get(party, 0))
+        self._next_turn[party] = tag + 1
+        self._outstanding[party] = self._outstanding.get(party, 0) + 1
+        if self._busy < self._slots and not self._queue:
             self._busy += 1
+            self._turn = max(self._turn, tag)
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(party, deque()).append(turn)
+        heapq.heappush(self._queue, (tag, next(self._arrivals), turn))
         try:
             await turn
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
-                self.give_back()  # handed a place just as the waiter gave up
+                self.give_back(party)  # handed a place just as the waiter gave up
+            else:
+                self._forget_one(party)  # its entry is skipped when it comes up
             raise
 
-    def give_back(self) -> None:
-        """Hand the place to the next party in turn, or free it."""
-        while self._waiting:
-            party, queue = next(iter(self._waiting.items()))
-            turn = queue.popleft()
-            if queue:
-                self._waiting.move_to_end(party)  # its next one waits for the others
-            else:
-                del self._waiting[party]
+    def give_back(self, party: str | None) -> None:
+        """Hand the place to the waiting request with the lowest tag, or free it."""
+        self._forget_one(party)
+        while self._queue:
+            tag, _, turn = heapq.heappop(self._queue)
             if not turn.done():
+                self._turn = tag
                 turn.set_result(None)
                 return
         self._busy -= 1
+
+    def _forget_one(self, party: str | None) -> None:
+        left = self._outstanding[party] - 1
+        if left:
+            self._outstanding[party] = left
+        else:  # nothing held or waiting: its next request starts afresh
+            del self._outstanding[party]
+            del self._next_turn[party]
 
 
 class BcryptPasswordHasher:
@@ -103,7 +128,7 @@ class BcryptPasswordHasher:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
         finally:
             self._queued -= 1
-            self._share.give_back()
+            self._share.give_back(party)
 
     @property
     def queued(self) -> int:
