@@ -384,7 +384,7 @@ def _one_piece_search(order: str) -> str:
     index in order, or for a piece few patients have, the pieces index, whichever reads
     less (30: a table fetch against an index entry)."""
     ways = (
-        "created_by = %(o)s AND name_key LIKE %(s)s ESCAPE '/' AND (SELECT walk FROM choice)",
+        "created_by = %(o)s AND strpos(name_key, %(key)s) > 0 AND (SELECT walk FROM choice)",
         "(created_by = %(o)s) IS TRUE AND patient_name_grams(created_by, name_key)"
         " @> %(g)s::text[] AND name_key LIKE %(s)s ESCAPE '/' AND NOT (SELECT walk FROM choice)",
     )
@@ -436,7 +436,7 @@ async def list_patients(
     alone = (gender, min_age, max_age, created_after, created_before) == (None,) * 5
     if grams and alone and len(params["g"]) == 1 and order in ("id", "id DESC"):
         # One piece (three letters), alone, in id order: as the API (migration 0010).
-        params["piece"] = params["g"][0]
+        params["piece"], params["key"] = params["g"][0], params["g"][0].split(" ", 1)[1]
         query, count = _one_piece_search(order), _PIECE_COUNT
     async with pool.connection() as conn:
         cur = await conn.execute(query, params)

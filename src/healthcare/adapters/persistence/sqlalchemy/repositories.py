@@ -519,7 +519,10 @@ def _searched_by_one_piece(ordering: tuple[SortKey, ...]) -> tuple[Select[Any], 
     walk = select(choice.c.walk).scalar_subquery()
     order = _order(ordering, _PATIENT_ORDER, p.c.id)
     like = p.c.name_key.like(bindparam("b_search"), escape="/")
-    by_id = select(p.c.id).where(p.c.created_by == owner_id, like, walk.is_(True))
+    # Not LIKE here: with ESCAPE, PostgreSQL rebuilds the pattern for every entry it reads
+    # (like_escape of a parameter), 0.07 ms of a 480-entry walk.
+    contains = func.strpos(p.c.name_key, bindparam("b_key", type_=Text)) > 0
+    by_id = select(p.c.id).where(p.c.created_by == owner_id, contains, walk.is_(True))
     # As in _filtered_patients: the pieces name the owner.
     by_piece = select(p.c.id).where(
         _PATIENT_CONDITIONS["b_owner_id"].is_(True),
@@ -642,7 +645,7 @@ class SqlAlchemyPatientRepository(_Repository):
         if where.search is not None and owner_id is not None and postgres:
             grams = _owner_grams(owner_id, where.search)
             if _one_piece_search(where):
-                values.update(b_grams=grams, b_piece=grams[0])
+                values.update(b_grams=grams, b_piece=grams[0], b_key=where.search)
                 statement, count = _searched_by_one_piece(where.ordering)
                 return await self._page(statement, count, values, page, _patient)
             if grams:
