@@ -132,6 +132,7 @@ def list_verdicts(
                     "rps": round(b["rps"], 1),
                     "unfiltered_rps": round(a["rps"], 1),
                     "ratio": round(ratio, 3),
+                    "target": SCALE_LIST_TARGET,
                     "round_ratios": [round(x, 3) for x in ratios],
                     "errors": sum(run["errors"] for run in page),
                     "pass": 0 < ratio <= SCALE_LIST_TARGET

@@ -19,7 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from healthcare.adapters.lookalikes import login_name_key
 from healthcare.adapters.persistence.sqlalchemy import current, downgrade, head, upgrade
 from healthcare.adapters.persistence.sqlalchemy.engine import create_engine
-from healthcare.adapters.persistence.sqlalchemy.tables import DIALECT_INDEXES, metadata
+from healthcare.adapters.persistence.sqlalchemy.tables import (
+    DIALECT_INDEXES,
+    DIALECT_TABLES,
+    metadata,
+)
 
 FIRST_TABLES = {"doctor", "patient", "patient_doctor", "refresh_session", "user_account"}
 TABLES = FIRST_TABLES | {
@@ -62,11 +66,15 @@ async def tables_of(url: str) -> set[str]:
     return set(names) - {"alembic_version"}
 
 
+def _dialect_of(url: str) -> str:
+    return make_url(url).get_dialect().name
+
+
 def test_upgrade_downgrade_and_upgrade_again(fresh_url: str) -> None:
     assert current(fresh_url) is None
     upgrade(fresh_url)
     assert current(fresh_url) == HEAD
-    assert asyncio.run(tables_of(fresh_url)) == TABLES
+    assert asyncio.run(tables_of(fresh_url)) == TABLES | DIALECT_TABLES[_dialect_of(fresh_url)]
     downgrade(fresh_url, "0001")
     assert asyncio.run(tables_of(fresh_url)) == FIRST_TABLES
     downgrade(fresh_url, "base")
@@ -77,18 +85,22 @@ def test_upgrade_downgrade_and_upgrade_again(fresh_url: str) -> None:
 
 
 async def test_schema_lists_exactly_the_model_tables(database_url: str) -> None:
-    assert await tables_of(database_url) == TABLES
+    assert await tables_of(database_url) == TABLES | DIALECT_TABLES[_dialect_of(database_url)]
 
 
 def _drift(connection: Connection) -> Any:
-    # Indexes only one dialect has are not in the models (tables.DIALECT_INDEXES);
-    # test_schema.py finds them in the catalog.
+    # Indexes and tables only one dialect has are not in the models (tables.DIALECT_INDEXES,
+    # tables.DIALECT_TABLES); test_schema.py finds them in the catalog.
     only_here = {
         name for names in DIALECT_INDEXES[connection.dialect.name].values() for name in names
     }
+    tables_only_here = DIALECT_TABLES[connection.dialect.name]
 
     def include(_object: Any, name: str | None, kind: str, *_: Any) -> bool:
-        return not (kind == "index" and name in only_here)
+        return not (
+            (kind == "index" and name in only_here)
+            or (kind == "table" and name in tables_only_here)
+        )
 
     context = MigrationContext.configure(
         connection, opts={"compare_type": True, "include_object": include}
@@ -273,3 +285,39 @@ def test_existing_accounts_get_their_login_names_the_earlier_keeping_a_clash(
     # Deleting an account frees its names.
     asyncio.run(_execute(fresh_url, "DELETE FROM user_account WHERE id = 1"))
     assert _rows(fresh_url, "SELECT user_id FROM login_name") == [(2,)]
+
+
+@pytest.mark.postgres
+def test_name_piece_counts_are_backfilled_then_follow_changes(throwaway_postgres_url: str) -> None:
+    url = throwaway_postgres_url
+    upgrade(url, "0009")
+    asyncio.run(
+        _execute(
+            url,
+            *((ADD_USER, {"name": f"u{n}", "now": NOW}) for n in (1, 2)),
+            *((ADD_PATIENT, {"owner": owner, "now": NOW}) for owner in (1, 1, 2)),
+            "UPDATE patient SET name_key = CASE id WHEN 1 THEN 'ada' WHEN 2 THEN 'adad'"
+            " ELSE 'ada' END",
+        )
+    )
+    upgrade(url)
+
+    def counts() -> list[tuple[Any, ...]]:
+        return _rows(url, "SELECT piece, patients FROM patient_piece_count ORDER BY 1")
+
+    # "adad" has "ada" and "dad": a piece counts patients, not occurrences.
+    assert counts() == [("1 ada", 2), ("1 dad", 1), ("2 ada", 1)]
+    asyncio.run(
+        _execute(
+            url,
+            "UPDATE patient SET name_key = 'dada' WHERE id = 1",
+            "UPDATE patient SET age = 2 WHERE id = 2",  # no change of name: no count moves
+            "DELETE FROM patient WHERE id = 2",
+        )
+    )
+    assert counts() == [("1 ada", 1), ("1 dad", 1), ("2 ada", 1)]
+    # Deleting a user takes their patients and their counts with them.
+    asyncio.run(_execute(url, "DELETE FROM user_account WHERE id = 1"))
+    assert counts() == [("2 ada", 1)]
+    downgrade(url, "0009")
+    assert "patient_piece_count" not in asyncio.run(tables_of(url))

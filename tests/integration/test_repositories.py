@@ -447,6 +447,55 @@ async def test_a_search_matches_wildcards_and_the_escape_literally(
     assert list(beyond.items) == []
 
 
+async def test_a_three_letter_search_follows_adds_renames_and_deletes(
+    new_uow: UowFactory,
+) -> None:
+    """On PostgreSQL a three-letter search takes its total from counts that triggers keep
+    (migration 0010) and reads its page one of two ways by how many match: every change of
+    a name must move the total, and the pages must agree with it at every page size."""
+    owner, stranger = await add_user(new_uow), await add_user(new_uow)
+    names = ["Ada", "Adam", "Bada", "Hadar", "Grace", "Edith", "Canada", "Zed"]
+    mine = [await add_patient(new_uow, owner, name) for name in names]
+    await add_patient(new_uow, stranger, "Ada")
+    async with new_uow() as uow:  # many that do not match: few matches take the other way
+        await uow.patients.add_many(owner.id, [patient_data(f"Zed {n}") for n in range(40)])
+        await uow.commit()
+    where = patient_filter(search="ADA")
+    newest_first = patient_filter(search="ada", ordering="-id")
+
+    async def pages(size: int, filtered: Any = where) -> tuple[list[int], set[int]]:
+        ids: list[int] = []
+        totals: set[int] = set()
+        async with new_uow() as uow:
+            for offset in range(0, 10 + size, size):
+                page = await uow.patients.list(owner.id, PageRequest(size, offset), filtered)
+                ids += [p.id for p in page.items]
+                totals.add(page.total)
+        return ids, totals
+
+    async def expect(*matching: Patient) -> None:
+        ids = sorted(p.id for p in matching)
+        for size in (1, 2, 20):
+            assert await pages(size) == (ids, {len(ids)})
+        assert await pages(3, newest_first) == (ids[::-1], {len(ids)})
+
+    ada, adam, bada, hadar, grace, edith, canada, zed = mine
+    await expect(ada, adam, bada, hadar, canada)
+    async with new_uow() as uow:
+        await uow.patients.update(owner.id, grace.id, patient_data("Graciela Adanero"))
+        await uow.patients.patch(owner.id, ada.id, {"name": "Eve"})
+        await uow.patients.patch(owner.id, edith.id, {"name": "Adalyn"})
+        await uow.patients.patch(owner.id, zed.id, {"notes": "no name change"})
+        await uow.patients.update(owner.id, adam.id, patient_data("Adam Adamson"))
+        assert await uow.patients.delete(owner.id, bada.id)
+        await uow.commit()
+    await expect(adam, hadar, grace, edith, canada)
+    async with new_uow() as uow:  # a change undone leaves the counts as they were
+        await uow.patients.patch(owner.id, hadar.id, {"name": "Eve"})
+        assert await uow.patients.delete(owner.id, canada.id)
+    await expect(adam, hadar, grace, edith, canada)
+
+
 # Doctors --------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ def _expected_indexes_and_constraints(dialect: str) -> Names:
             str(constraint.name) for constraint in table.constraints
         }
     for name, names in DIALECT_INDEXES[dialect].items():
-        expected[name] |= names
+        expected.setdefault(name, set()).update(names)
     return expected
 
 

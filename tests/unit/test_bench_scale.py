@@ -41,6 +41,7 @@ def test_the_ratio_is_the_median_of_the_rounds_page_over_unfiltered() -> None:
     verdict = verdicts["api:search_patients@1"]
     assert verdict["round_ratios"] == [1.2, 3.0, 1.4]
     assert verdict["ratio"] == 1.4
+    assert verdict["target"] == 1.5  # in latest.json beside the ratio it judges
     assert verdict["pass"]
 
 

@@ -22,7 +22,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    TableClause,
+    Text,
     UniqueConstraint,
+    column,
+    table,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -276,7 +280,15 @@ class AuditEventRow(BigIntBase):
 TRIGGERS: dict[str, dict[str, frozenset[str]]] = {
     "postgresql": {
         "audit_event": frozenset({"audit_event_append_only", "audit_event_no_truncate"}),
-        "patient": frozenset({"patient_count_added", "patient_count_removed"}),
+        "patient": frozenset(
+            {
+                "patient_count_added",
+                "patient_count_removed",
+                "patient_piece_count_added",
+                "patient_piece_count_removed",
+                "patient_piece_count_renamed",
+            }
+        ),
         "doctor": frozenset({"doctor_count_added", "doctor_count_removed"}),
         "patient_doctor": frozenset({"mapping_count_added", "mapping_count_removed"}),
     },
@@ -288,11 +300,23 @@ TRIGGERS: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 
-# Indexes the models do not declare because only one dialect has them (migration 0007: an
-# owner's name search).
+# Indexes and constraints the models do not declare because only one dialect has them, by
+# table (migrations 0007 and 0010: an owner's name search).
 DIALECT_INDEXES: dict[str, dict[str, frozenset[str]]] = {
-    "postgresql": {"patient": frozenset({"ix_patient_owner_name_grams"})},
+    "postgresql": {
+        "patient": frozenset({"ix_patient_owner_name_grams", "ix_patient_created_by_id_name_key"}),
+        "patient_piece_count": frozenset(
+            {"pk_patient_piece_count", "fk_patient_piece_count_owner_id"}
+        ),
+    },
     "sqlite": {},
+}
+# Tables only one dialect has (not models): PostgreSQL's count of each owner's patients per
+# name piece, kept by triggers (migration 0010), which a three-letter search reads its total
+# from. Queried through patient_piece_count below.
+DIALECT_TABLES: dict[str, frozenset[str]] = {
+    "postgresql": frozenset({"patient_piece_count"}),
+    "sqlite": frozenset(),
 }
 
 # The Core tables the repositories query.
@@ -307,9 +331,16 @@ audit_event = cast(Table, AuditEventRow.__table__)
 patient_count = cast(Table, PatientCountRow.__table__)
 mapping_count = cast(Table, MappingCountRow.__table__)
 doctor_count = cast(Table, DoctorCountRow.__table__)
+patient_piece_count: TableClause = table(
+    "patient_piece_count",
+    column("owner_id", BigInteger),
+    column("piece", Text),
+    column("patients", BigInteger),
+)
 
 __all__ = [
     "DIALECT_INDEXES",
+    "DIALECT_TABLES",
     "TRIGGERS",
     "AuditEventRow",
     "DoctorCountRow",
@@ -331,6 +362,7 @@ __all__ = [
     "patient",
     "patient_count",
     "patient_doctor",
+    "patient_piece_count",
     "refresh_session",
     "token_revocation",
     "user_account",
