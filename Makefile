@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run serve migrate test test-unit test-integration test-e2e lint format bench soak clean
+.PHONY: help install run serve migrate test test-unit test-integration test-e2e lint format bench bench-against soak clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ format: install ## Format and auto-fix the code
 
 bench: install ## Benchmark the API against a bare baseline on PostgreSQL (BENCH_ARGS=--quick for a smoke run)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-against: install ## Today's API against an earlier commit's, side by side (REF=<commit>; BENCH_ARGS as for bench)
+	@test -n "$(REF)" || { echo "usage: make bench-against REF=<commit or source tree>"; exit 2; }
+	$(BIN)/python bench/run.py --against $(REF) $(BENCH_ARGS)
 
 soak: install ## 10 minutes of mixed load at half capacity (PostgreSQL, Redis, /metrics); SOAK_ARGS=--minutes 2
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)

@@ -16,6 +16,10 @@ if __name__ == "__main__":
             from harness.bulk import main as bulk
 
             sys.exit(bulk(sys.argv[1:]))
+        if any(arg.startswith("--against") for arg in sys.argv):  # an earlier commit's API
+            from harness.regression import main as against
+
+            sys.exit(against(sys.argv[1:]))
         sys.exit(main())
     except KeyboardInterrupt:
         print("interrupted; servers stopped and databases dropped", file=sys.stderr)

@@ -30,6 +30,7 @@ class Cleanup:
         self.databases: list[tuple[str, Callable[[], None]]] = []
         self.keep_db = False
         self._workdir: Path | None = None
+        self._at_exit: list[Callable[[], object]] = []
 
     @property
     def workdir(self) -> Path:
@@ -61,9 +62,16 @@ class Cleanup:
         if process in self.processes:
             self.processes.remove(process)
 
+    def on_exit(self, undo: Callable[[], object]) -> None:
+        """Something else to undo when the run ends (after the processes stop)."""
+        self._at_exit.append(undo)
+
     def run(self) -> None:
         for process in list(self.processes):
             self.stop(process)
+        for undo in reversed(self._at_exit):
+            undo()
+        self._at_exit.clear()
         if not self.keep_db:
             for name, drop in self.databases:
                 try:
