@@ -99,26 +99,33 @@ class AccessLogWriter:
         self._writing = threading.Lock()
 
 
+def _record_template() -> dict[str, Any]:
+    """The attributes of an access log record, worked out once: ``LogRecord.__init__`` finds
+    the file's base name and extension, the thread and process for every record, a quarter of
+    a line's cost; the lines differ only in their time and the request's fields."""
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None)
+    return dict(record.__dict__)
+
+
+_TEMPLATE = _record_template()
+_new_record = logging.LogRecord.__new__
+
+
 def _emit(line: AccessLine) -> None:
-    record = log.makeRecord(
-        log.name,
-        logging.INFO,
-        __file__,
-        0,
-        "request",
-        (),
-        None,
-        extra={
-            "method": line.method,
-            "route": line.route,
-            "status": line.status,
-            "duration_ms": line.duration_ms,
-            "user_id": line.user_id,
-            "request_id": line.request_id,
-        },
+    record = _new_record(logging.LogRecord)
+    attributes = record.__dict__
+    attributes.update(_TEMPLATE)
+    attributes.update(
+        created=line.at,
+        msecs=(line.at - int(line.at)) * 1000,
+        relativeCreated=_TEMPLATE["relativeCreated"] + (line.at - _TEMPLATE["created"]) * 1000,
+        method=line.method,
+        route=line.route,
+        status=line.status,
+        duration_ms=line.duration_ms,
+        user_id=line.user_id,
+        request_id=line.request_id,
     )
-    record.created = line.at
-    record.msecs = (line.at - int(line.at)) * 1000
     log.handle(record)
 
 
