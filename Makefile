@@ -54,7 +54,7 @@ format: install ## Format and auto-fix the code
 bench: install ## Benchmark the API against a bare baseline on PostgreSQL (BENCH_ARGS=--quick for a smoke run)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-against: install ## Today's API against an earlier commit's, side by side (REF=<commit>; BENCH_ARGS as for bench)
+bench-against: install ## Today's API and baseline against an earlier commit's, side by side (REF=<commit>; BENCH_ARGS as for bench)
 	@test -n "$(REF)" || { echo "usage: make bench-against REF=<commit or source tree>"; exit 2; }
 	$(BIN)/python bench/run.py --against $(REF) $(BENCH_ARGS)
 

@@ -109,7 +109,14 @@ def start_api(
     return server
 
 
-def start_baseline(cfg: Config, url: str, secret: str, label: str = "baseline") -> Server:
+def start_baseline(
+    cfg: Config,
+    url: str,
+    secret: str,
+    label: str = "baseline",
+    directory: Path = BENCH / "baseline",
+) -> Server:
+    """The bare baseline (bench/baseline/app.py; ``directory``: another tree's)."""
     port = free_port()
     log_path = CLEANUP.workdir / f"{label}.log"
     cmd = [
@@ -125,13 +132,13 @@ def start_baseline(cfg: Config, url: str, secret: str, label: str = "baseline") 
         "--port",
         str(port),
         "--working-dir",
-        str(BENCH / "baseline"),
+        str(directory),
         "app:app",
     ]
     with log_path.open("wb") as out:
         process = CLEANUP.spawn(
             cmd,
-            cwd=BENCH / "baseline",
+            cwd=directory,
             env=server_env(cfg, url, port, secret),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -143,7 +150,7 @@ def start_baseline(cfg: Config, url: str, secret: str, label: str = "baseline") 
         process,
         log_path,
         url,
-        restart=lambda: start_baseline(cfg, url, secret, label + "-restarted"),
+        restart=lambda: start_baseline(cfg, url, secret, label + "-restarted", directory),
     )
     wait_ready(server, "/health", cfg.workers)
     return server

@@ -252,3 +252,51 @@ async def test_pending_lines_are_written_when_the_app_shuts_down(
         assert _access_records(caplog) == []
     assert [getattr(r, "request_id", None) for r in _access_records(caplog)] == ["last-1"]
     writer.close()
+
+
+@pytest.mark.parametrize("chosen", ["text", "json"])
+def test_lines_written_straight_to_the_stream_read_as_their_records_would(
+    chosen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As configure_logging leaves logging, a batch of access lines is formatted and written
+    # to the stream at once; with any other handler about, each line is a record. Both must
+    # write the same text.
+    from healthcare.entrypoints.http import access_log  # noqa: PLC0415
+
+    records = 0
+    emit = access_log._emit
+
+    def counted(line: AccessLine) -> None:
+        nonlocal records
+        records += 1
+        emit(line)
+
+    monkeypatch.setattr(access_log, "_emit", counted)
+    lines = [
+        AccessLine(1_796_000_000.1234, "GET", "/api/patients/{patient_id:int}", 200, 1.5, 7, "a"),
+        AccessLine(1_796_000_001.9996, "POST", "(unmatched)", 404, 0.25, None, "b"),
+    ]
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("INFO", environ={"LOG_FORMAT": chosen})
+    straight, through_records = io.StringIO(), io.StringIO()
+    try:
+        (handler,) = root.handlers
+        handler.setStream(straight)  # type: ignore[attr-defined]
+        writer = AccessLogWriter(interval=3600)
+        for line in lines:
+            writer.add(line)
+        writer.flush()
+        assert records == 0
+        handler.setStream(through_records)  # type: ignore[attr-defined]
+        root.addHandler(logging.NullHandler())  # another handler: records, as for any
+        for line in lines:
+            writer.add(line)
+        writer.close()
+        assert records == 2
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert straight.getvalue() == through_records.getvalue()
+    assert straight.getvalue().count("\n") == 2
+    assert "user_id=None" in straight.getvalue() or '"user_id":null' in straight.getvalue()

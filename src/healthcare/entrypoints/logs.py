@@ -42,16 +42,27 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            **_fields(record),
-        }
+        line = self._line(record.created, record.levelname, record.name, record.getMessage())
+        line.update(_fields(record))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return _encode(line).decode()
+
+    def format_fields(
+        self, created: float, level: str, logger: str, message: str, fields: dict[str, Any]
+    ) -> str:
+        """What ``format`` writes for a record with these attributes and ``fields`` (a
+        subset of FIELDS, in their order), without the record."""
+        return _encode({**self._line(created, level, logger, message), **fields}).decode()
+
+    @staticmethod
+    def _line(created: float, level: str, logger: str, message: str) -> dict[str, Any]:
+        return {
+            "time": datetime.fromtimestamp(created, UTC).isoformat(),
+            "level": level.lower(),
+            "logger": logger,
+            "message": message,
+        }
 
 
 class TextFormatter(logging.Formatter):
@@ -62,14 +73,21 @@ class TextFormatter(logging.Formatter):
         self._second: tuple[int, str] = (-1, "")  # the last second written, as text
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{self._time(record.created)} {record.levelname} {record.name}: "
-        line += record.getMessage()
-        attributes = record.__dict__
-        for field in FIELDS:
-            if field in attributes:
-                line += f" {field}={attributes[field]}"
+        line = self.format_fields(
+            record.created, record.levelname, record.name, record.getMessage(), _fields(record)
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        return line
+
+    def format_fields(
+        self, created: float, level: str, logger: str, message: str, fields: dict[str, Any]
+    ) -> str:
+        """What ``format`` writes for a record with these attributes and ``fields`` (a
+        subset of FIELDS, in their order), without the record."""
+        line = f"{self._time(created)} {level} {logger}: {message}"
+        for field, value in fields.items():
+            line += f" {field}={value}"
         return line
 
     def _time(self, created: float) -> str:

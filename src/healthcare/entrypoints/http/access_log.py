@@ -11,6 +11,7 @@ at interpreter exit; a hard kill can lose the last ``interval`` of lines.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -22,12 +23,18 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from healthcare.entrypoints.http.headers import request_id
-from healthcare.entrypoints.logs import CURRENT_REQUEST
+from healthcare.entrypoints.logs import (
+    CURRENT_REQUEST,
+    JsonFormatter,
+    RequestContext,
+    TextFormatter,
+)
 
 if TYPE_CHECKING:  # imported only when metrics are on (see asgi.py)
     from healthcare.entrypoints.metrics import Metrics
 
 log = logging.getLogger("healthcare.access")
+Formatter = JsonFormatter | TextFormatter
 
 
 class AccessLine(NamedTuple):
@@ -70,11 +77,19 @@ class AccessLogWriter:
     def flush(self) -> None:
         """Write every pending line now, in the caller's thread."""
         with self._writing:
-            enabled = log.isEnabledFor(logging.INFO)
-            while self._pending:
-                line = self._pending.popleft()
-                if enabled:
-                    _emit(line)
+            pending = self._pending
+            lines = [pending.popleft() for _ in range(len(pending))]
+            if lines and log.isEnabledFor(logging.INFO):
+                direct = _direct_handler()
+                if direct is None:
+                    for line in lines:
+                        _emit(line)
+                else:
+                    try:
+                        _write_directly(*direct, lines)
+                    except Exception:  # the records' way reports it as logging does
+                        for line in lines:
+                            _emit(line)
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
                 log.warning("%d access log lines dropped: the log could not keep up", dropped)
@@ -97,6 +112,58 @@ class AccessLogWriter:
     def _forget_thread(self) -> None:
         self._thread = None
         self._writing = threading.Lock()
+
+
+def _direct_handler() -> tuple[logging.StreamHandler[Any], Formatter] | None:
+    """The one handler the access lines reach, when logging is as ``configure_logging`` left
+    it (no handler, filter or level of the access logger's own; one stream handler at the
+    root, with one of our formatters and only the request filter, which leaves an access
+    record as it is): then the lines can be formatted and written straight to its stream,
+    a batch at a time, skipping a record, the handler's lock and a flush per line. Anything
+    else (a test capturing the log, a handler added by an operator) gets records."""
+    if log.handlers or log.filters or not log.propagate:
+        return None
+    root = logging.getLogger()
+    if len(root.handlers) != 1:
+        return None
+    [handler] = root.handlers
+    formatter = handler.formatter
+    if (
+        type(handler) is not logging.StreamHandler
+        or handler.level > logging.INFO
+        or not isinstance(formatter, JsonFormatter | TextFormatter)
+        or not all(isinstance(f, RequestContext) for f in handler.filters)
+    ):
+        return None
+    return handler, formatter
+
+
+def _write_directly(
+    handler: logging.StreamHandler[Any], formatter: Formatter, lines: list[AccessLine]
+) -> None:
+    """What ``_emit`` and the handler would write for ``lines``, in one write."""
+    name, level, end = log.name, logging.getLevelName(logging.INFO), handler.terminator
+    text = "".join(
+        formatter.format_fields(
+            line.at,
+            level,
+            name,
+            "request",
+            {
+                "method": line.method,
+                "route": line.route,
+                "status": line.status,
+                "duration_ms": line.duration_ms,
+                "user_id": line.user_id,
+                "request_id": line.request_id,
+            },
+        )
+        + end
+        for line in lines
+    )
+    with handler.lock or contextlib.nullcontext():
+        handler.stream.write(text)
+        handler.flush()
 
 
 def _record_template() -> dict[str, Any]:
