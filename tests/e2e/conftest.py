@@ -27,13 +27,15 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # bcrypt at its lowest cost keeps the suite fast; production defaults to 12.
-    # Throttles wide open: every test client shares one address. test_throttling narrows them.
+    # Throttles wide open: every test client shares one address. test_throttling narrows them,
+    # and its refusals are answered at once but where it times the refusal delay.
     return Settings(
         database_url=database_url,
         secret_key=SECRET,
         bcrypt_rounds=4,
         login_attempts_per_username=10_000,
         login_failures_per_client=10_000,
+        login_refusal_delay_ms=0,
         auth_requests_per_minute=100_000,
     )
 

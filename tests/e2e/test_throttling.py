@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from litestar.testing import AsyncTestClient
 
 from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http.app import create_app
 from healthcare.entrypoints.settings import Settings
-from tests.e2e.conftest import PASSWORD, assert_problem, sign_up, unique
+from tests.e2e.conftest import PASSWORD, AdminBrowser, assert_problem, sign_up, unique
+
+T = TypeVar("T")
 
 
 async def test_failed_logins_get_429_with_retry_after(settings: Settings) -> None:
@@ -106,3 +111,50 @@ async def test_wrong_current_passwords_are_throttled_like_sign_in(settings: Sett
             "/api/token/", json={"username": account.username, "password": PASSWORD}
         )
         assert_problem(signin, 429)
+
+
+async def timed(answer: Awaitable[T]) -> tuple[T, float]:
+    started = time.monotonic()
+    result = await answer
+    return result, time.monotonic() - started
+
+
+async def test_refused_password_checks_are_answered_after_the_refusal_delay(
+    settings: Settings,
+) -> None:
+    """LOGIN_REFUSAL_DELAY_MS holds back every refusal of the sign-in throttle: the API's
+    sign-in, the password change and the admin's sign-in form. (Lower bounds only: how much
+    longer an answer takes depends on the machine.)"""
+    delay = 0.2
+    limited = dataclasses.replace(
+        settings, login_attempts_per_username=1, login_refusal_delay_ms=int(delay * 1000)
+    )
+    async with AsyncTestClient(create_app(build_container(limited))) as client:
+        account = await sign_up(client)  # a successful sign-in: the count starts at zero
+        wrong = await client.post(
+            "/api/auth/login/", json={"username": account.username, "password": "not it"}
+        )
+        assert wrong.status_code == 401  # the one attempt, admitted: the account is locked
+
+        signin, took = await timed(
+            client.post("/api/token/", json={"username": account.username, "password": PASSWORD})
+        )
+        assert_problem(signin, 429)
+        assert took >= delay
+        assert 0 < int(signin.headers["retry-after"]) <= 300
+
+        change, took = await timed(
+            client.post(
+                "/api/auth/password/",
+                headers=account.headers,
+                json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+            )
+        )
+        assert_problem(change, 429)
+        assert took >= delay
+
+        admin = AdminBrowser(client)
+        page, took = await timed(admin.sign_in(account.username))
+        assert page.status_code == 401
+        assert "Too many attempts" in page.text
+        assert took >= delay

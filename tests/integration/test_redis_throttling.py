@@ -67,6 +67,7 @@ def two_worker_server(redis: Redis, tmp_path: Path) -> Iterator[str]:
         "REDIS_URL": REDIS_URL,
         "BCRYPT_ROUNDS": "4",
         "LOGIN_ATTEMPTS_PER_USERNAME": "4",
+        "LOGIN_REFUSAL_DELAY_MS": "0",  # (tests/integration/test_refusal_delay.py has it)
         "WORKERS": "2",
         "PORT": str(free_port()),
     }

@@ -77,12 +77,14 @@ def registration(**overrides: Any) -> dict[str, Any]:
     return values | overrides
 
 
-# The service's defaults, but throttles wide open: the tests that throttle build their own.
+# The service's defaults, but throttles wide open (the tests that throttle build their own)
+# and refusals answered at once (tests/unit/test_throttling.py times the delay).
 UNIT_SETTINGS = Settings(
     database_url=MEMORY_URL,
     secret_key=SECRET,
     login_attempts_per_username=1000,
     login_failures_per_client=1000,
+    login_refusal_delay_ms=0,
 )
 
 

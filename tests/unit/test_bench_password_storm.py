@@ -124,6 +124,7 @@ def test_the_defaults_server_gets_the_production_throttle() -> None:
         "LOGIN_ATTEMPTS_PER_USERNAME": str(settings.login_attempts_per_username),
         "LOGIN_FAILURES_PER_CLIENT": str(settings.login_failures_per_client),
         "LOGIN_WINDOW_SECONDS": str(settings.login_window_seconds),
+        "LOGIN_REFUSAL_DELAY_MS": str(settings.login_refusal_delay_ms),
     }
     by_name = {t.name: t for t in throttlings()}
     assert by_name["defaults"].env == defaults

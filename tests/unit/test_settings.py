@@ -176,3 +176,17 @@ def test_the_default_page_size_is_100_and_may_be_1_to_1000(tmp_path: Path) -> No
         load_settings(
             {"SECRET_KEY": KEY, "DEFAULT_PAGE_SIZE": "5000"}, env_file=None, data_dir=tmp_path
         )
+
+
+def test_refused_sign_ins_wait_a_second_unless_set_otherwise(tmp_path: Path) -> None:
+    def delay(**values: str) -> float:
+        settings = load_settings({"SECRET_KEY": KEY, **values}, env_file=None, data_dir=tmp_path)
+        return settings.login_refusal_delay_seconds
+
+    assert delay() == 1.0
+    assert delay(LOGIN_REFUSAL_DELAY_MS="0") == 0.0  # off
+    assert delay(LOGIN_REFUSAL_DELAY_MS="250") == 0.25
+    assert delay(LOGIN_REFUSAL_DELAY_MS="30000") == 30.0
+    for bad in ("-1", "30001", "0.5", "soon"):
+        with pytest.raises(SettingsError, match="LOGIN_REFUSAL_DELAY_MS"):
+            delay(LOGIN_REFUSAL_DELAY_MS=bad)

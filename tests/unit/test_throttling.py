@@ -180,3 +180,76 @@ async def test_a_burst_from_a_clean_client_gets_one_try_at_a_locked_account(core
         *["TooManyAttempts"] * 5,
     ]
     assert len(hasher.verified) == verified + 1
+
+
+class Sleeps:
+    """A fake asyncio.sleep that returns at once and remembers what it was asked to wait."""
+
+    def __init__(self) -> None:
+        self.waited: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waited.append(seconds)
+
+
+async def test_a_refused_attempt_is_answered_after_the_refusal_delay() -> None:
+    sleeps = Sleeps()
+    throttle = CountingLoginThrottle(
+        MemoryCounters(), max_attempts_per_username=2, refusal_delay_seconds=1.5, sleep=sleeps
+    )
+    for _ in range(2):
+        await throttle.admit("ann", "10.0.0.1")
+        await throttle.failed("10.0.0.1")
+    assert sleeps.waited == []  # admitted attempts are answered at once
+
+    with pytest.raises(TooManyAttempts) as caught:
+        await throttle.admit("ann", "10.0.0.1")
+    assert sleeps.waited == [1.5]
+    # Retry-After counts from the answer, after the delay: 300 s less 1.5, rounded up.
+    assert caught.value.retry_after == 299
+
+
+async def test_an_address_past_its_failures_waits_for_its_refusal_too() -> None:
+    sleeps = Sleeps()
+    throttle = CountingLoginThrottle(
+        MemoryCounters(), max_failures_per_client=2, refusal_delay_seconds=0.5, sleep=sleeps
+    )
+    for _ in range(2):
+        await throttle.failed("10.6.6.6")
+    with pytest.raises(TooManyAttempts):
+        await throttle.admit("someone", "10.6.6.6")
+    assert sleeps.waited == [0.5]
+    await throttle.admit("someone", "10.0.0.1")  # another address: at once
+    assert sleeps.waited == [0.5]
+
+
+async def test_the_clean_clients_try_at_a_locked_account_is_not_delayed() -> None:
+    sleeps = Sleeps()
+    throttle = CountingLoginThrottle(
+        MemoryCounters(), max_attempts_per_username=1, refusal_delay_seconds=1.0, sleep=sleeps
+    )
+    await throttle.admit("ann", "10.6.6.6")
+    await throttle.failed("10.6.6.6")
+    with pytest.raises(TooManyAttempts):
+        await throttle.admit("ann", "10.6.6.6")
+    assert sleeps.waited == [1.0]
+
+    await throttle.admit("ann", "10.0.0.1")  # the way out: admitted, at once
+    assert sleeps.waited == [1.0]
+    with pytest.raises(TooManyAttempts):  # its second try is refused, late
+        await throttle.admit("ann", "10.0.0.1")
+    assert sleeps.waited == [1.0, 1.0]
+
+
+async def test_a_client_that_leaves_during_the_refusal_delay_is_just_cancelled() -> None:
+    throttle = CountingLoginThrottle(
+        MemoryCounters(), max_failures_per_client=1, refusal_delay_seconds=60.0
+    )
+    await throttle.failed("10.6.6.6")
+    refused = asyncio.create_task(throttle.admit("ann", "10.6.6.6"))
+    await asyncio.sleep(0.01)
+    assert not refused.done()  # waiting out the delay
+    refused.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await refused
+    assert refused.cancelled()

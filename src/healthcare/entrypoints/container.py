@@ -158,6 +158,7 @@ class Container(containers.DeclarativeContainer):
         max_attempts_per_username=settings.provided.login_attempts_per_username,
         max_failures_per_client=settings.provided.login_failures_per_client,
         window_seconds=settings.provided.login_window_seconds,
+        refusal_delay_seconds=settings.provided.login_refusal_delay_seconds,
     )
 
     register_user = providers.Factory(auth.RegisterUser, unit_of_work, password_hasher, auditor)

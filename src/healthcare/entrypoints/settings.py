@@ -59,6 +59,9 @@ class Settings:
     login_attempts_per_username: int = 5
     login_failures_per_client: int = 20
     login_window_seconds: int = 300
+    # How long a sign-in or password check refused by those limits waits for its 429 (0: none).
+    # Cheap refusals at full speed took both cores from the hashes (bench: password storm).
+    login_refusal_delay_ms: int = 1000
     auth_requests_per_minute: int = 60  # registration and refresh, per client address
     # Proxies (addresses or networks) whose X-Forwarded-For names the client; else the socket.
     trusted_proxies: tuple[str, ...] = ()
@@ -84,6 +87,10 @@ class Settings:
     @property
     def body_read_timeout_seconds(self) -> float:
         return self.body_read_timeout_ms / 1000
+
+    @property
+    def login_refusal_delay_seconds(self) -> float:
+        return self.login_refusal_delay_ms / 1000
 
     @property
     def redis_timeout_seconds(self) -> float:
@@ -144,6 +151,7 @@ def load_settings(
         login_attempts_per_username=_int(values, "LOGIN_ATTEMPTS_PER_USERNAME", 5, 1),
         login_failures_per_client=_int(values, "LOGIN_FAILURES_PER_CLIENT", 20, 1),
         login_window_seconds=_int(values, "LOGIN_WINDOW_SECONDS", 300, 1),
+        login_refusal_delay_ms=_int(values, "LOGIN_REFUSAL_DELAY_MS", 1000, 0, 30_000),
         auth_requests_per_minute=_int(values, "AUTH_REQUESTS_PER_MINUTE", 60, 1),
         cors_origins=_list(values, "CORS_ORIGINS"),
         trusted_proxies=_networks(values, "TRUSTED_PROXIES"),
