@@ -27,6 +27,7 @@ def test_the_change_is_the_median_of_the_rounds_ratio_today_over_ratio_earlier()
     assert row["ratio"] == 0.8
     assert row["earlier_ratio"] == 0.8
     assert row["api_rps"] == 800
+    assert row["api_change"] == 0.9  # the APIs alone: 800/900, 720/800, 900/1000
     assert row["pass"]
 
 
