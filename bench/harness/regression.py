@@ -45,7 +45,7 @@ from .load import Load, Run, write_lua_data
 from .machine import ensure_wrk, machine_description
 from .runtime import CLEANUP, log
 from .scenarios import RefreshPools, scenario_runs
-from .servers import login_many, start_api, start_baseline, worker_pids
+from .servers import Server, login_many, start_api, start_baseline, worker_pids
 
 REGRESSION_TARGET = 0.97
 DEFAULT_SCENARIOS = (
@@ -161,26 +161,48 @@ def _run(ref: str, cfg: Config, started: float) -> int:
     url = cfg.database_url
     prepare_database(cfg, url, cfg.sizes, hash_password(cfg.bcrypt_rounds))
     _require_earlier_code(tree)
-    api, baseline = start_api(cfg, url, secret), start_baseline(cfg, url, secret)
-    earlier_api = start_api(cfg, url, secret, REFERENCE, {"PYTHONPATH": str(tree / "src")})
-    earlier_baseline = start_baseline(
-        cfg, url, secret, REFERENCE + "-baseline", tree / "bench" / "baseline"
-    )
-    log(f"api :{api.port} {worker_pids(api)}, earlier api :{earlier_api.port}")
-    users = list(range(1, cfg.sizes.users + 1))
-    tokens = {u: p["access"] for u, p in zip(users, login_many(api, users), strict=True)}
-    data_file = CLEANUP.workdir / "data.lua"
-    write_lua_data(data_file, cfg.sizes, cfg.sizes.patients, tokens)
-    load, minter = Load(cfg, data_file), RefreshPools(cfg, api, cfg.sizes)
-    one_round = replace(cfg, rounds=1)
+    earlier_env = {"PYTHONPATH": str(tree / "src")}
+    earlier_baseline_dir = tree / "bench" / "baseline"
     today: dict[str, list[Pair]] = {s: [] for s in cfg.scenarios}
     earlier: dict[str, list[Pair]] = {s: [] for s in cfg.scenarios}
-    for index in range(cfg.rounds):
-        sides = [(today, api, baseline), (earlier, earlier_api, earlier_baseline)]
-        for pairs, side_api, side_baseline in sides if index % 2 == 0 else sides[::-1]:
-            runs = scenario_runs(one_round, load, side_api, side_baseline, minter)
-            for scenario, (api_run, baseline_run) in runs.items():
-                pairs[scenario].append((api_run, baseline_run))
+    one_round = replace(cfg, rounds=1)
+    # Of two identical servers started one after the other, the first ran 2-9 % slower
+    # (metrics_cost.py): each side is started first for half the rounds.
+    first_half = (cfg.rounds + 1) // 2
+    for today_first, rounds in ((True, first_half), (False, cfg.rounds - first_half)):
+        if rounds == 0:
+            continue
+        servers: dict[str, Server] = {}
+        for side in ("today", "earlier") if today_first else ("earlier", "today"):
+            if side == "today":
+                servers["api"] = start_api(cfg, url, secret)
+                servers["baseline"] = start_baseline(cfg, url, secret)
+            else:
+                servers[REFERENCE] = start_api(cfg, url, secret, REFERENCE, earlier_env)
+                servers[REFERENCE + "-baseline"] = start_baseline(
+                    cfg, url, secret, REFERENCE + "-baseline", earlier_baseline_dir
+                )
+        api = servers["api"]
+        log(
+            f"{'today' if today_first else 'earlier'}'s servers started first "
+            f"(api workers {worker_pids(api)})"
+        )
+        users = list(range(1, cfg.sizes.users + 1))
+        tokens = {u: p["access"] for u, p in zip(users, login_many(api, users), strict=True)}
+        data_file = CLEANUP.workdir / "data.lua"
+        write_lua_data(data_file, cfg.sizes, cfg.sizes.patients, tokens)
+        load, minter = Load(cfg, data_file), RefreshPools(cfg, api, cfg.sizes)
+        for index in range(rounds):
+            sides = [
+                (today, api, servers["baseline"]),
+                (earlier, servers[REFERENCE], servers[REFERENCE + "-baseline"]),
+            ]
+            for pairs, side_api, side_baseline in sides if index % 2 == 0 else sides[::-1]:
+                runs = scenario_runs(one_round, load, side_api, side_baseline, minter)
+                for scenario, (api_run, baseline_run) in runs.items():
+                    pairs[scenario].append((api_run, baseline_run))
+        for server in servers.values():
+            CLEANUP.stop(server.process)
     rows = judge(today, earlier)
     text = markdown(ref, cfg, rows, time.monotonic() - started)
     cfg.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from harness.endurance import judge, scrape_ok
-from harness.metrics_cost import requests_counted
+from harness.metrics_cost import requests_counted, start_orders
 
 RATE = 500.0
 
@@ -86,3 +86,15 @@ def test_the_requests_counter_is_summed_over_its_labels() -> None:
         ]
     )
     assert requests_counted(text) == 42.0
+
+
+@pytest.mark.parametrize(
+    ("rounds", "expected"),
+    [(5, [("on", 3), ("off", 2)]), (4, [("on", 2), ("off", 2)]), (1, [("on", 1)])],
+)
+def test_the_metrics_servers_start_in_each_order_for_half_the_rounds(
+    rounds: int, expected: list[tuple[str, int]]
+) -> None:
+    # The first server started runs a few per cent slower: one start order only would
+    # charge that to whichever of metrics on or off it favoured.
+    assert start_orders(rounds) == expected
