@@ -169,6 +169,7 @@ def _run(ref: str, cfg: Config, started: float) -> int:
     # Of two identical servers started one after the other, the first ran 2-9 % slower
     # (metrics_cost.py): each side is started first for half the rounds.
     first_half = (cfg.rounds + 1) // 2
+    load: Load | None = None
     for today_first, rounds in ((True, first_half), (False, cfg.rounds - first_half)):
         if rounds == 0:
             continue
@@ -191,7 +192,12 @@ def _run(ref: str, cfg: Config, started: float) -> int:
         tokens = {u: p["access"] for u, p in zip(users, login_many(api, users), strict=True)}
         data_file = CLEANUP.workdir / "data.lua"
         write_lua_data(data_file, cfg.sizes, cfg.sizes.patients, tokens)
-        load, minter = Load(cfg, data_file), RefreshPools(cfg, api, cfg.sizes)
+        minter = RefreshPools(cfg, api, cfg.sizes)
+        # One Load for the whole run, so its pair sequence goes on: a mapping made before the
+        # restart would be a duplicate (409) if the next set started the sequence again.
+        if load is None:
+            load = Load(cfg, data_file)
+        load.data_file = data_file
         for index in range(rounds):
             sides = [
                 (today, api, servers["baseline"]),
