@@ -149,14 +149,7 @@ def _write_directly(
             level,
             name,
             "request",
-            {
-                "method": line.method,
-                "route": line.route,
-                "status": line.status,
-                "duration_ms": line.duration_ms,
-                "user_id": line.user_id,
-                "request_id": line.request_id,
-            },
+            _fields(line),
         )
         + end
         for line in lines
@@ -164,6 +157,18 @@ def _write_directly(
     with handler.lock or contextlib.nullcontext():
         handler.stream.write(text)
         handler.flush()
+
+
+def _fields(line: AccessLine) -> dict[str, Any]:
+    """A line's fields, named and ordered as logs.FIELDS (both ways of writing use these)."""
+    return {
+        "method": line.method,
+        "route": line.route,
+        "status": line.status,
+        "duration_ms": line.duration_ms,
+        "user_id": line.user_id,
+        "request_id": line.request_id,
+    }
 
 
 def _record_template() -> dict[str, Any]:
@@ -186,12 +191,7 @@ def _emit(line: AccessLine) -> None:
         created=line.at,
         msecs=(line.at - int(line.at)) * 1000,
         relativeCreated=_TEMPLATE["relativeCreated"] + (line.at - _TEMPLATE["created"]) * 1000,
-        method=line.method,
-        route=line.route,
-        status=line.status,
-        duration_ms=line.duration_ms,
-        user_id=line.user_id,
-        request_id=line.request_id,
+        **_fields(line),
     )
     log.handle(record)
 
