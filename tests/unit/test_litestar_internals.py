@@ -14,6 +14,8 @@ import pytest
 from litestar._kwargs.cleanup import DependencyCleanupGroup
 from litestar._kwargs.dependencies import resolve_dependency
 from litestar._kwargs.kwargs_model import KwargsModel
+from litestar.di import Provide
+from litestar.testing import TestClient
 
 from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http import dependencies
@@ -37,6 +39,41 @@ def test_the_replaced_method_has_the_shape_of_the_replacement() -> None:
         "cleanup_group",
     ]
     assert _parameters(DependencyCleanupGroup) == ["generators"]
+
+
+def test_what_a_direct_call_skips_is_still_what_resolve_dependency_checks() -> None:
+    """A dependency that takes nothing is called directly (``_direct``): only if Litestar's
+    own resolution would do nothing but call it, which these attributes decide."""
+    source = inspect.getsource(resolve_dependency) + inspect.getsource(Provide.__call__)
+    for attribute in (
+        "signature_model._fields",
+        "has_sync_callable",
+        "use_cache",
+        "has_sync_generator_dependency",
+        "has_async_generator_dependency",
+        "self.dependency(**kwargs)",
+        "kwargs[dependency.key] = value",
+    ):
+        assert attribute in source, attribute
+
+
+def test_a_use_case_is_called_directly_and_the_caller_is_resolved_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dependencies, "_PLANS", {})
+    app = create_app(build_container(Settings(database_url="memory://", secret_key="k" * 40)))
+    with TestClient(app) as client:
+        assert client.get("/api/patients/?page=1&offset=5").status_code == 401
+    [plan] = dependencies._PLANS.values()
+    called_directly = {dependency.key: direct is not None for dependency, direct in plan}
+    assert next(iter(called_directly)) == "principal"
+    # The caller needs the request, the page and the filter their query: Litestar's way.
+    assert called_directly == {
+        "principal": False,
+        "page_request": False,
+        "patient_filter": False,
+        "list_patients": True,
+    }
 
 
 def test_litestar_still_resolves_a_batch_in_a_task_group() -> None:

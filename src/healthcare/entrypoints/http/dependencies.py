@@ -64,12 +64,43 @@ async def _resolve_in_turn(
     self: KwargsModel, connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
 ) -> DependencyCleanupGroup:
     cleanup_group = DependencyCleanupGroup()
-    for batch in self.dependency_batches:
-        # The caller first: a request without credentials is a 401 whatever else is wrong
-        # with it (a batch is a set, so the order would otherwise vary between processes).
-        for dependency in sorted(batch, key=_principal_first):
+    plan = _PLANS.get(self)
+    if plan is None:
+        plan = _PLANS[self] = _plan(self)
+    for dependency, direct in plan:
+        if direct is not None:
+            kwargs[dependency.key] = direct()
+        else:
             await resolve_dependency(dependency, connection, kwargs, cleanup_group)
     return cleanup_group
+
+
+# A handler's dependencies in the order they are resolved, worked out on its first request.
+_PLANS: dict[KwargsModel, tuple[tuple[Any, Callable[[], Any] | None], ...]] = {}
+
+
+def _plan(model: KwargsModel) -> tuple[tuple[Any, Callable[[], Any] | None], ...]:
+    """Batch after batch; in a batch, the caller first: a request without credentials is a
+    401 whatever else is wrong with it (a batch is a set, so the order would otherwise vary
+    between processes). A dependency that takes nothing and is a plain function (the use
+    cases) is called directly: what ``resolve_dependency`` would do, without its two
+    coroutines."""
+    return tuple(
+        (dependency, _direct(dependency.provide))
+        for batch in model.dependency_batches
+        for dependency in sorted(batch, key=_principal_first)
+    )
+
+
+def _direct(provide: Provide) -> Callable[[], Any] | None:
+    simple = (
+        not provide.signature_model._fields
+        and provide.has_sync_callable
+        and not provide.use_cache
+        and not provide.has_sync_generator_dependency
+        and not provide.has_async_generator_dependency
+    )
+    return provide.dependency if simple else None
 
 
 def _principal_first(dependency: Any) -> bool:
@@ -84,7 +115,9 @@ def resolve_dependencies_in_turn() -> None:
     the principal, the use case, the page). Ours are all synchronous functions without I/O
     (``sync_to_thread=False``), so running them in turn gives the same result, without the
     tasks. Measured in process on a get-patient loop (memory adapter, CPU time per request,
-    medians of five rounds of 2,000): 813-816 µs with it, 944-1,105 µs without.
+    medians of five rounds of 2,000): 813-816 µs with it, 944-1,105 µs without. Calling the
+    use cases directly (``_direct``) took a further 0.3 % of a mapping write's instructions
+    and 1.0 % of a patient read's (callgrind, in process on PostgreSQL).
 
     This replaces a private method for the whole process: Litestar is pinned to its tested
     minor (pyproject.toml), and tests/unit/test_litestar_internals.py fails when the method

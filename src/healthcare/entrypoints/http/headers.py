@@ -37,7 +37,7 @@ def request_id(scope: Scope) -> str:
     return chosen
 
 
-async def add_response_headers(message: Message, scope: Scope) -> None:
+def add_response_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     ours = [(_REQUEST_ID_NAME, request_id(scope).encode("latin-1")), _NOSNIFF]

@@ -43,7 +43,7 @@ class TruthfulOptions:
             allow[id(handler)] = ", ".join(sorted(route.methods))
         self._allow = allow
 
-    async def __call__(self, message: Message, scope: Scope) -> None:
+    def __call__(self, message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
             return
         allow = self._allow.get(id(scope.get("route_handler")))
