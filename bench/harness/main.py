@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 import signal
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from . import report
 from .config import Config, parse_args
 from .database import hash_password, prepare_database
-from .load import Load, write_lua_data
+from .load import Load, Run, write_lua_data
 from .machine import ensure_wrk, machine_description, time_one_hash
 from .metrics_cost import metrics_cost_check
 from .parity import Answer, check_parity, require_parity
@@ -19,7 +20,16 @@ from .password_storm import password_storm_check
 from .runtime import CLEANUP, log, on_signal
 from .scale import scale_check
 from .scenarios import RefreshPools, scenario_runs, summarize
-from .servers import Server, login, login_many, request, start_api, start_baseline, worker_pids
+from .servers import (
+    Server,
+    login,
+    login_many,
+    request,
+    start_api,
+    start_baseline,
+    start_orders,
+    worker_pids,
+)
 from .soak import soak
 from .storm import storm_check
 
@@ -91,7 +101,22 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
     log(f"parity: both servers answered {len(parity.records)} checks alike")
 
     load = Load(cfg, data_file)
-    runs = scenario_runs(cfg, load, api, baseline, RefreshPools(cfg, api, sizes))
+    minter = RefreshPools(cfg, api, sizes)
+    runs: dict[str, list[Run]] = {}
+    restarts: list[str] = []
+    for api_first, rounds in start_orders(cfg.rounds):
+        if not api_first:
+            # The other half of the rounds with the baseline started first (start_orders).
+            restarts += api.restarts + baseline.restarts
+            CLEANUP.stop(api.process)
+            CLEANUP.stop(baseline.process)
+            baseline = start_baseline(cfg, cfg.database_url, secret)
+            api = start_api(cfg, cfg.database_url, secret)
+            minter.api = api
+            log(f"started again, the baseline first: api :{api.port}, baseline :{baseline.port}")
+        half = scenario_runs(replace(cfg, rounds=rounds), load, api, baseline, minter)
+        for scenario, measured in half.items():
+            runs.setdefault(scenario, []).extend(measured)
     rows = summarize(cfg, runs, hash_seconds)
 
     storm: list[dict[str, Any]] = []
@@ -122,7 +147,10 @@ def _main(cfg: Config, started: float, started_at: datetime) -> int:
         scale=scale,
         metrics_cost=metrics_cost,
         password_storm=password_storm,
-        server_restarts=api.restarts + baseline.restarts + (scale or {}).get("restarts", []),
+        server_restarts=restarts
+        + api.restarts
+        + baseline.restarts
+        + (scale or {}).get("restarts", []),
     )
     text = report.write(cfg, document)
     log(

@@ -45,7 +45,7 @@ from .load import Load, Run, write_lua_data
 from .machine import ensure_wrk, machine_description
 from .runtime import CLEANUP, log
 from .scenarios import RefreshPools, scenario_runs
-from .servers import Server, login_many, start_api, start_baseline, worker_pids
+from .servers import Server, login_many, start_api, start_baseline, start_orders, worker_pids
 
 REGRESSION_TARGET = 0.97
 DEFAULT_SCENARIOS = (
@@ -166,13 +166,8 @@ def _run(ref: str, cfg: Config, started: float) -> int:
     today: dict[str, list[Pair]] = {s: [] for s in cfg.scenarios}
     earlier: dict[str, list[Pair]] = {s: [] for s in cfg.scenarios}
     one_round = replace(cfg, rounds=1)
-    # Of two identical servers started one after the other, the first ran 2-9 % slower
-    # (metrics_cost.py): each side is started first for half the rounds.
-    first_half = (cfg.rounds + 1) // 2
     load: Load | None = None
-    for today_first, rounds in ((True, first_half), (False, cfg.rounds - first_half)):
-        if rounds == 0:
-            continue
+    for today_first, rounds in start_orders(cfg.rounds):  # each side first for half the rounds
         servers: dict[str, Server] = {}
         for side in ("today", "earlier") if today_first else ("earlier", "today"):
             if side == "today":

@@ -43,7 +43,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Load: wrk, {c['threads']} threads, {c['connections']} connections, "
         f"{c['duration']:.0f} s per round after {c['warmup']:.0f} s warm-up, {c['rounds']} "
         f"round(s) API/baseline alternating; medians. Servers: {c['workers']} granian workers "
-        f"each. bcrypt cost {c['bcrypt_rounds']}: one hash {report['hash_seconds'] * 1000:.0f} ms.",
+        "each, started API first for the first half of the rounds and anew, baseline first, "
+        f"for the rest. bcrypt cost {c['bcrypt_rounds']}: "
+        f"one hash {report['hash_seconds'] * 1000:.0f} ms.",
         "",
         "| Scenario | API rps | Baseline rps | Ratio | Target | API p50 / p99 ms | "
         "Baseline p50 / p99 ms | Errors (API/base) | API memory MiB (start→end) | "

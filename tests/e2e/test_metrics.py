@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,6 +33,8 @@ from healthcare.entrypoints.metrics import (
 )
 from healthcare.entrypoints.settings import Settings
 from tests.e2e.conftest import sign_up
+from tests.integration.served import served as serving_process
+from tests.integration.served import server_env
 
 TOKEN = "metrics-token-for-the-tests"
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
@@ -208,45 +205,14 @@ def test_driver_errors_are_named_by_their_sqlstate() -> None:
 # --- several workers: `healthcare serve`, as in production ----------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("own_directory", [True, False], ids=["operator's directory", "serve's"])
 def test_every_worker_is_counted_whichever_answers_the_scrape(
     tmp_path: Path, own_directory: bool
 ) -> None:
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
-        "DATABASE_URL": "memory://",
-        "SECRET_KEY": "s" * 40,
-        "METRICS_TOKEN": TOKEN,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "2",
-    }
+    env = server_env(METRICS_TOKEN=TOKEN, WORKERS="2")
     if own_directory:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
-    healthcare = Path(sys.executable).parent / "healthcare"
-    server = subprocess.Popen(
-        [str(healthcare), "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with serving_process(env, tmp_path, without={"PROMETHEUS_MULTIPROC_DIR"}) as (base, _):
         time.sleep(1.0)  # the second worker
         sent = 200
         for _ in range(sent):  # a new connection each: granian spreads them over the workers
@@ -260,9 +226,6 @@ def test_every_worker_is_counted_whichever_answers_the_scrape(
                 text, "healthcare_http_requests_total", method="GET", route="/health", status="200"
             )
             assert counted >= sent + 1  # and the probe's
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
 
 
 def test_serve_prepares_an_empty_directory_for_the_workers(tmp_path: Path) -> None:

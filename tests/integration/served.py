@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -25,16 +25,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_env(**settings: str) -> dict[str, str]:
+    """What a served test server runs with: the memory database, a key, cheap hashing and a
+    free port, with ``settings`` (variable names as keywords) over them."""
+    return {
+        "DATABASE_URL": "memory://",
+        "SECRET_KEY": "served-test-secret-key-long-enough",
+        "BCRYPT_ROUNDS": "4",
+        "PORT": str(free_port()),
+        **settings,
+    }
+
+
 @contextmanager
 def served(
-    env: Mapping[str, str], cwd: Path, log: IO[bytes] | None = None
+    env: Mapping[str, str],
+    cwd: Path,
+    log: IO[bytes] | None = None,
+    *,
+    without: Collection[str] = (),
 ) -> Iterator[tuple[str, int]]:
-    """``healthcare serve`` with ``env`` (which names the PORT) until the block ends:
-    (base URL, port). Its log (stderr) goes to ``log`` if given."""
+    """``healthcare serve`` with ``env`` (which names the PORT) over this process's own
+    environment, less the variables named in ``without``, until the block ends: (base URL,
+    port). Its log (stderr) goes to ``log`` if given."""
     port = int(env["PORT"])
+    inherited = {name: value for name, value in os.environ.items() if name not in without}
     server = subprocess.Popen(
         [*CLI, "serve"],
-        env={**os.environ, **env},
+        env={**inherited, **env},
         cwd=cwd,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.served import free_port, served
+from tests.integration.served import served, server_env
 
 PARTIAL = (
     b"POST /api/auth/register/ HTTP/1.1\r\n"
@@ -25,14 +25,8 @@ PARTIAL = (
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     log = tmp_path / "server.log"
-    env = {
-        "DATABASE_URL": "memory://",
-        "SECRET_KEY": "body-timeout-test-secret-key-long-enough",
-        "BCRYPT_ROUNDS": "4",
-        "BODY_READ_TIMEOUT_MS": "400",
-        "LOG_FORMAT": "json",  # (the assertions read its fields)
-        "PORT": str(free_port()),
-    }
+    # (LOG_FORMAT: the assertions read the log's fields.)
+    env = server_env(BODY_READ_TIMEOUT_MS="400", LOG_FORMAT="json")
     with log.open("wb") as sink, served(env, tmp_path, sink) as (_, port):
         yield port, log
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from healthcare.adapters.throttling.counters import RedisCounters
 from healthcare.adapters.throttling.login import CountingLoginThrottle
 from healthcare.domain.errors import TooManyAttempts
-from tests.integration.served import CLI, free_port, served
+from tests.integration.served import CLI, served, server_env
 
 # A database of its own, flushed per test, so runs never see each other's counters.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -61,16 +61,13 @@ async def test_two_throttles_on_one_redis_share_the_limit(redis: Redis) -> None:
 
 @pytest.fixture
 def two_worker_server(redis: Redis, tmp_path: Path) -> Iterator[str]:
-    env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'two-workers.sqlite3'}",
-        "SECRET_KEY": "two-worker-test-secret-key-long-enough",
-        "REDIS_URL": REDIS_URL,
-        "BCRYPT_ROUNDS": "4",
-        "LOGIN_ATTEMPTS_PER_USERNAME": "4",
-        "LOGIN_REFUSAL_DELAY_MS": "0",  # (tests/integration/test_refusal_delay.py has it)
-        "WORKERS": "2",
-        "PORT": str(free_port()),
-    }
+    env = server_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'two-workers.sqlite3'}",
+        REDIS_URL=REDIS_URL,
+        LOGIN_ATTEMPTS_PER_USERNAME="4",
+        LOGIN_REFUSAL_DELAY_MS="0",  # (tests/integration/test_refusal_delay.py has it)
+        WORKERS="2",
+    )
     subprocess.run(
         [*CLI, "upgrade"], env={**os.environ, **env}, check=True, capture_output=True, timeout=60
     )

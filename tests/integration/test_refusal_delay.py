@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.served import free_port, served
+from tests.integration.served import served, server_env
 
 DELAY_MS = 500
 WRONG = json.dumps({"username": "ann", "password": "not the password"}).encode()
@@ -25,15 +25,11 @@ REQUEST = (
 
 def test_a_client_that_leaves_during_the_refusal_delay_is_no_error(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    env = {
-        "DATABASE_URL": "memory://",
-        "SECRET_KEY": "refusal-delay-test-secret-key-long-enough",
-        "BCRYPT_ROUNDS": "4",
-        "LOGIN_ATTEMPTS_PER_USERNAME": "1",
-        "LOGIN_REFUSAL_DELAY_MS": str(DELAY_MS),
-        "LOG_FORMAT": "json",  # (the assertions read its fields)
-        "PORT": str(free_port()),
-    }
+    env = server_env(
+        LOGIN_ATTEMPTS_PER_USERNAME="1",
+        LOGIN_REFUSAL_DELAY_MS=str(DELAY_MS),
+        LOG_FORMAT="json",  # (the assertions read its fields)
+    )
     with log.open("wb") as sink, served(env, tmp_path, sink) as (base, port):
         account = {"username": "ann", "email": "ann@example.org", "password": "long enough pw"}
         assert httpx.post(f"{base}/api/auth/register/", json=account).status_code == 201

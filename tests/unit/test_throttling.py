@@ -209,6 +209,23 @@ async def test_a_refused_attempt_is_answered_after_the_refusal_delay() -> None:
     assert caught.value.retry_after == 299
 
 
+async def test_a_refusal_delay_past_the_window_still_asks_for_a_wait() -> None:
+    # The window ends during the delay: what is left of it is below zero, and a Retry-After
+    # of 0 or less would invite a retry at once (or not parse at all).
+    throttle = CountingLoginThrottle(
+        MemoryCounters(),
+        max_attempts_per_username=1,
+        window_seconds=1,
+        refusal_delay_seconds=2.5,
+        sleep=Sleeps(),
+    )
+    await throttle.admit("ann", "10.0.0.1")
+    await throttle.failed("10.0.0.1")
+    with pytest.raises(TooManyAttempts) as caught:
+        await throttle.admit("ann", "10.0.0.1")
+    assert caught.value.retry_after == 1
+
+
 async def test_an_address_past_its_failures_waits_for_its_refusal_too() -> None:
     sleeps = Sleeps()
     throttle = CountingLoginThrottle(
