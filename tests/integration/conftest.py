@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from sqlalchemy import Engine, make_url
 
 from healthcare.adapters.persistence.memory import MemoryStore, MemoryUnitOfWork
 from healthcare.adapters.persistence.sqlalchemy import SqlAlchemyUnitOfWork
@@ -48,3 +50,14 @@ def new_uow(request: pytest.FixtureRequest) -> UowFactory:
 def sql_new_uow(uow_database: Database) -> UowFactory:
     """On the database of ``engine``, for tests that also look at it directly."""
     return lambda: SqlAlchemyUnitOfWork(uow_database)
+
+
+@pytest.fixture
+def throwaway_postgres_url(postgres_admin: Engine) -> Iterator[str]:
+    """A database of its own, for tests that go down to base or shape the statistics."""
+    name = f"healthcare_throwaway_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield make_url(postgres_admin.url).set(database=name).render_as_string(hide_password=False)
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, inspect, make_url, text
+from sqlalchemy import Connection, inspect, make_url, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,17 +33,6 @@ TABLES = FIRST_TABLES | {
     "token_revocation",
 }
 HEAD = head()  # what Alembic finds: a new migration needs no edit here
-
-
-@pytest.fixture
-def throwaway_postgres_url(postgres_admin: Engine) -> Iterator[str]:
-    """A database of its own, so going down to base leaves the shared one alone."""
-    name = f"healthcare_migrations_{uuid.uuid4().hex[:12]}"
-    with postgres_admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(postgres_admin.url).set(database=name).render_as_string(hide_password=False)
-    with postgres_admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

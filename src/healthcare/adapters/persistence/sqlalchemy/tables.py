@@ -158,8 +158,9 @@ class PatientDoctorRow(BigIntAuditBase):
 
     __tablename__ = "patient_doctor"
     __table_args__ = (
-        # Also serves lookups by patient (its leading column).
         UniqueConstraint("patient_id", "doctor_id", name="uq_patient_doctor_pair"),
+        # A patient's mappings in order of assignment: a page is a range (migration 0011).
+        Index("ix_patient_doctor_patient_id_id", "patient_id", "id"),
         Index("ix_patient_doctor_doctor_id", "doctor_id"),
         Index("ix_patient_doctor_owner_id_id", "owner_id", "id"),
         ForeignKeyConstraint(
