@@ -64,8 +64,21 @@ async def serving(
     loop and the test hung. Connecting once from this loop first takes that lock out of play.
     """
     await container.database_probe().is_reachable()
-    async with AsyncTestClient(app or create_app(container)) as test_client:
-        yield test_client
+    try:
+        async with AsyncTestClient(app or create_app(container)) as test_client:
+            yield test_client
+    finally:
+        await _close_this_loops_pool(container)
+
+
+async def _close_this_loops_pool(container: Container) -> None:
+    """The probe above, and a test's direct calls, use a PostgreSQL pool of this loop's own
+    (pool.py: one per loop), which the app's shutdown, on the client's loop, leaves open.
+    Left open, its workers outlive the session's loop: run alone, a file hung at exit."""
+    if container.settings().persistence == "sqlalchemy":
+        pool = container.database().pool
+        if pool is not None:
+            await pool.close()
 
 
 @pytest.fixture(scope="session")
