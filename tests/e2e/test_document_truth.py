@@ -77,6 +77,9 @@ async def test_no_credentials_is_401_whatever_else_is_wrong(client: Client, path
         ("/api/patients/?created_after=Null", "created_after"),
         ("/api/mappings/?patient=null", "patient"),
         ("/api/mappings/?doctor=null", "doctor"),
+        # Spelled with escapes: the text is what counts, not how the query wrote it.
+        ("/api/patients/?min_age=%6Eull", "min_age"),
+        ("/api/mappings/?patient=NU%4CL", "patient"),
     ],
 )
 async def test_the_text_null_is_not_a_value_of_a_filter(

@@ -84,6 +84,7 @@ NO_USER_FILTER = UserFilter()
 NO_PATIENT_FILTER = PatientFilter()
 NO_DOCTOR_FILTER = DoctorFilter()
 NO_MAPPING_FILTER = MappingFilter()
+_NONE_OF_7 = (None,) * 7
 
 
 def search_key(text: str) -> str:
@@ -127,6 +128,8 @@ def patient_filter(
     created_before: datetime | None = None,
     ordering: str | None = None,
 ) -> PatientFilter:
+    if (search, gender, min_age, max_age, created_after, created_before, ordering) == _NONE_OF_7:
+        return NO_PATIENT_FILTER  # the usual list: nothing to check
     errors: list[FieldError] = []
     parsed_gender = None
     if gender is not None:
@@ -160,6 +163,8 @@ def patient_filter(
 def doctor_filter(
     *, search: str | None = None, specialization: str | None = None, ordering: str | None = None
 ) -> DoctorFilter:
+    if search is None and specialization is None and ordering is None:
+        return NO_DOCTOR_FILTER
     errors: list[FieldError] = []
     keys = _collect(errors, lambda: parse_ordering(ordering, DOCTOR_ORDERING))
     found = _search(errors, search)
@@ -172,6 +177,8 @@ def doctor_filter(
 def mapping_filter(
     *, patient_id: int | None = None, doctor_id: int | None = None, ordering: str | None = None
 ) -> MappingFilter:
+    if patient_id is None and doctor_id is None and ordering is None:
+        return NO_MAPPING_FILTER
     errors: list[FieldError] = []
     keys = _collect(errors, lambda: parse_ordering(ordering, MAPPING_ORDERING))
     for name, value in (("patient", patient_id), ("doctor", doctor_id)):
