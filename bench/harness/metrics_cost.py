@@ -51,15 +51,13 @@ def metrics_cost_check(cfg: Config, load: Load, secret: str) -> dict[str, Any]:
     counted: float | None = 0.0
     off_has_none = True
     for on_first, rounds in start_orders(cfg.rounds):
-        first = "on" if on_first else "off"
+        order = ("on", "off") if on_first else ("off", "on")
         servers = {}
-        for key in (first, "off" if on_first else "on"):
+        for key in order:
             env = {"METRICS_TOKEN": token if key == "on" else ""}
             servers[key] = start_api(cfg, url, secret, f"api-metrics-{key}", env)
         on, off = servers["on"], servers["off"]
-        log(
-            f"metrics cost: {SCENARIO}, on (:{on.port}) vs off (:{off.port}), {first} started first"
-        )
+        log(f"metrics cost: {SCENARIO}, on :{on.port} vs off :{off.port}, {order[0]} first")
         try:
             for index in range(rounds):
                 pair = ((on, "on"), (off, "off"))
