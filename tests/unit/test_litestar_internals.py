@@ -9,18 +9,21 @@ does; if Litestar stops starting tasks for a batch itself, the swap can go.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 from litestar._kwargs.cleanup import DependencyCleanupGroup
 from litestar._kwargs.dependencies import resolve_dependency
 from litestar._kwargs.kwargs_model import KwargsModel
 from litestar.di import Provide
-from litestar.testing import TestClient
+from litestar.testing import RequestFactory, TestClient
+from litestar.utils.signature import ParsedSignature
 
 from healthcare.entrypoints.container import build_container
 from healthcare.entrypoints.http import dependencies
 from healthcare.entrypoints.http.app import create_app
-from healthcare.entrypoints.http.dependencies import LITESTAR_RESOLVE_DEPENDENCIES
+from healthcare.entrypoints.http.dependencies import LITESTAR_RESOLVE_DEPENDENCIES, OptionalQuery
+from healthcare.entrypoints.http.filters import DOCTOR_FILTER, MAPPING_FILTER, PATIENT_FILTER
 from healthcare.entrypoints.settings import Settings
 
 
@@ -65,15 +68,54 @@ def test_a_use_case_is_called_directly_and_the_caller_is_resolved_first(
     with TestClient(app) as client:
         assert client.get("/api/patients/?page=1&offset=5").status_code == 401
     [plan] = dependencies._PLANS.values()
-    called_directly = {dependency.key: direct is not None for dependency, direct in plan}
-    assert next(iter(called_directly)) == "principal"
-    # The caller needs the request, the page and the filter their query: Litestar's way.
-    assert called_directly == {
-        "principal": False,
-        "page_request": False,
-        "patient_filter": False,
-        "list_patients": True,
+    ways = {
+        dependency.key: "direct" if direct else "spared if absent" if query else "Litestar's"
+        for dependency, direct, query in plan
     }
+    assert next(iter(ways)) == "principal"
+    # The caller needs the request, the page its query: Litestar's way. The filter needs
+    # its query only when one of its parameters is given.
+    assert ways == {
+        "principal": "Litestar's",
+        "page_request": "Litestar's",
+        "patient_filter": "spared if absent",
+        "list_patients": "direct",
+    }
+    [(_, _, query)] = [step for step in plan if step[0].key == "patient_filter"]
+    assert set(query) == {
+        "search",
+        "gender",
+        "min_age",
+        "max_age",
+        "created_after",
+        "created_before",
+        "ordering",
+    }
+
+
+@pytest.mark.parametrize(
+    "dependencies_of_a_route",
+    [PATIENT_FILTER, DOCTOR_FILTER, MAPPING_FILTER],
+    ids=["patients", "doctors", "mappings"],
+)
+def test_a_filter_spared_is_what_the_filter_gives_without_parameters(
+    dependencies_of_a_route: dict[str, OptionalQuery],
+) -> None:
+    [provide] = dependencies_of_a_route.values()
+    takes = inspect.signature(provide.dependency).parameters
+    request = RequestFactory().get("/")
+    given = {"request": request} if "request" in takes else {}
+    assert provide.dependency(**given) == provide.none_given
+
+
+def test_an_optional_query_parameter_with_a_default_is_refused() -> None:
+    def listing(request: Any, limit: int = 20) -> None:
+        del request, limit
+
+    provide = OptionalQuery(listing, none_given=None)
+    provide.parsed_fn_signature = ParsedSignature.from_fn(listing, {"Any": Any})
+    with pytest.raises(TypeError, match="limit must be None when left out"):
+        dependencies._optional_query(provide)
 
 
 def test_litestar_still_resolves_a_batch_in_a_task_group() -> None:

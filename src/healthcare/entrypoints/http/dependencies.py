@@ -60,6 +60,22 @@ def _calling(provider: providers.Provider[Any]) -> Callable[[], Any]:
 LITESTAR_RESOLVE_DEPENDENCIES = KwargsModel.resolve_dependencies
 
 
+class OptionalQuery(Provide):
+    """A dependency on optional query parameters (each None when left out, as Litestar
+    extracts it) and the request, with its value when none of them is given.
+
+    When the client gives none of them (a list without search or filters, the usual
+    request), the value is taken as it is: nothing to parse, check or refuse, so Litestar's
+    signature model is not even built for it.
+    """
+
+    __slots__ = ("none_given",)
+
+    def __init__(self, dependency: Callable[..., Any], *, none_given: Any) -> None:
+        super().__init__(dependency, sync_to_thread=False)
+        self.none_given = none_given
+
+
 async def _resolve_in_turn(
     self: KwargsModel, connection: ASGIConnection[Any, Any, Any, Any], kwargs: dict[str, Any]
 ) -> DependencyCleanupGroup:
@@ -67,29 +83,46 @@ async def _resolve_in_turn(
     plan = _PLANS.get(self)
     if plan is None:
         plan = _PLANS[self] = _plan(self)
-    for dependency, direct in plan:
+    for dependency, direct, query in plan:
         if direct is not None:
             kwargs[dependency.key] = direct()
+        elif query and all(kwargs[name] is None for name in query):
+            kwargs[dependency.key] = dependency.provide.none_given
         else:
             await resolve_dependency(dependency, connection, kwargs, cleanup_group)
     return cleanup_group
 
 
-# A handler's dependencies in the order they are resolved, worked out on its first request.
-_PLANS: dict[KwargsModel, tuple[tuple[Any, Callable[[], Any] | None], ...]] = {}
+# A handler's dependencies in the order they are resolved, worked out on its first request:
+# each with the function to call directly, or the query parameters it may be spared for.
+_Step = tuple[Any, Callable[[], Any] | None, tuple[str, ...]]
+_PLANS: dict[KwargsModel, tuple[_Step, ...]] = {}
 
 
-def _plan(model: KwargsModel) -> tuple[tuple[Any, Callable[[], Any] | None], ...]:
+def _plan(model: KwargsModel) -> tuple[_Step, ...]:
     """Batch after batch; in a batch, the caller first: a request without credentials is a
     401 whatever else is wrong with it (a batch is a set, so the order would otherwise vary
     between processes). A dependency that takes nothing and is a plain function (the use
     cases) is called directly: what ``resolve_dependency`` would do, without its two
-    coroutines."""
+    coroutines. An ``OptionalQuery`` is spared when none of its parameters is given."""
     return tuple(
-        (dependency, _direct(dependency.provide))
+        (dependency, _direct(dependency.provide), _optional_query(dependency.provide))
         for batch in model.dependency_batches
         for dependency in sorted(batch, key=_principal_first)
     )
+
+
+def _optional_query(provide: Provide) -> tuple[str, ...]:
+    """The query parameters whose absence spares an ``OptionalQuery``; none for the rest."""
+    if not isinstance(provide, OptionalQuery):
+        return ()
+    parameters = provide.parsed_fn_signature.parameters
+    names = tuple(name for name in parameters if name != "request")
+    for name in names:
+        if parameters[name].default is not None:
+            msg = f"{provide.dependency.__name__}: {name} must be None when left out"
+            raise TypeError(msg)
+    return names
 
 
 def _direct(provide: Provide) -> Callable[[], Any] | None:

@@ -13,13 +13,20 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
-from litestar.di import Provide
 from litestar.params import Parameter
 
 from healthcare.domain import listing
 from healthcare.domain.errors import FieldError, InvalidInput
-from healthcare.domain.listing import DoctorFilter, MappingFilter, PatientFilter
+from healthcare.domain.listing import (
+    NO_DOCTOR_FILTER,
+    NO_MAPPING_FILTER,
+    NO_PATIENT_FILTER,
+    DoctorFilter,
+    MappingFilter,
+    PatientFilter,
+)
 from healthcare.domain.rules import AGE_MAX, AGE_MIN, GENDER_PATTERN, TEXT_PATTERN
+from healthcare.entrypoints.http.dependencies import OptionalQuery
 from healthcare.entrypoints.http.schemas import MAX_ID
 
 
@@ -148,6 +155,6 @@ def mapping_filter(
     return listing.mapping_filter(patient_id=patient, doctor_id=doctor, ordering=ordering)
 
 
-PATIENT_FILTER = {"patient_filter": Provide(patient_filter, sync_to_thread=False)}
-DOCTOR_FILTER = {"doctor_filter": Provide(doctor_filter, sync_to_thread=False)}
-MAPPING_FILTER = {"mapping_filter": Provide(mapping_filter, sync_to_thread=False)}
+PATIENT_FILTER = {"patient_filter": OptionalQuery(patient_filter, none_given=NO_PATIENT_FILTER)}
+DOCTOR_FILTER = {"doctor_filter": OptionalQuery(doctor_filter, none_given=NO_DOCTOR_FILTER)}
+MAPPING_FILTER = {"mapping_filter": OptionalQuery(mapping_filter, none_given=NO_MAPPING_FILTER)}
