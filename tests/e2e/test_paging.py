@@ -179,6 +179,9 @@ async def test_links_keep_every_other_query_parameter(client: Client, world: Wor
         ("page=2", slice(3, 3), {"prev": {"page": ["1"], "page_size": ["100"]}}),
         # page_size alone: page 1.
         ("page_size=2", slice(0, 2), {"next": {"page": ["2"], "page_size": ["2"]}}),
+        # Escaped names are the same names.
+        ("p%61ge_size=2", slice(0, 2), {"next": {"page": ["2"], "page_size": ["2"]}}),
+        ("p%61ge=2&limit=2", slice(2, 3), {"prev": {"page": ["1"], "page_size": ["2"]}}),
         # page with limit: limit is the page size.
         ("page=2&limit=2", slice(2, 3), {"prev": {"page": ["1"], "page_size": ["2"]}}),
         # page_size and limit may both be given when they agree.
@@ -209,6 +212,8 @@ async def test_how_the_parameters_combine(
         ("page=2&offset=0", {"page", "offset"}),
         ("page=1&offset=5&page_size=2", {"page", "offset"}),
         ("page_size=2&limit=3", {"page_size", "limit"}),
+        ("p%61ge=2&offset=0", {"page", "offset"}),
+        ("%70age_size=2&limit=3", {"page_size", "limit"}),
         ("page_size=2&limit=3&page=2&offset=1", {"page", "offset", "page_size", "limit"}),
         ("page=0", {"page"}),
         ("page=-1", {"page"}),

@@ -76,8 +76,8 @@ def page_request_dependency(default_size: int) -> Provide:
         page: PageNumber = 1,
         page_size: PageSize = default_size,
     ) -> PageRequest:
-        if not request.scope["query_string"]:
-            return PageRequest(limit=limit, offset=offset)  # every default
+        if not _may_page_by_number(request):
+            return PageRequest(limit=limit, offset=offset)  # limit and offset, or defaults
         # Which parameters were given, not just their values: `page_size=50` alone is not
         # a contradiction of the default limit.
         given = request.query_params
@@ -88,6 +88,14 @@ def page_request_dependency(default_size: int) -> Provide:
         return PageRequest(limit=size, offset=offset)
 
     return Provide(page_request, sync_to_thread=False)
+
+
+def _may_page_by_number(request: Request[Any, Any, Any]) -> bool:
+    """Whether ``page`` or ``page_size`` may be among the parameters, from the raw query
+    (an escape may spell either): when not, neither numbering nor a contradiction is
+    possible, and the query is not parsed again."""
+    raw = request.scope["query_string"]
+    return b"page" in raw or b"%" in raw
 
 
 def _by_page_number(given: Container[str]) -> bool:
@@ -120,7 +128,7 @@ def paged_response(
     headers = {"X-Total-Count": str(page.total)}
     links = []
     has_next = asked.offset + asked.limit < page.total
-    if request.scope["query_string"] and _by_page_number(request.query_params):
+    if _may_page_by_number(request) and _by_page_number(request.query_params):
         number = asked.offset // asked.limit + 1
         if has_next:
             links.append(_link(request, "next", page=number + 1, page_size=asked.limit))
