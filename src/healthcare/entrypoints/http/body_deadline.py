@@ -14,6 +14,7 @@ raises come out of the body read inside a handler, so Litestar's exception handl
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -59,10 +60,14 @@ class BodyDeadline:
         self._expired: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != ScopeType.HTTP or scope["method"] in _BODYLESS:
-            await self.app(scope, receive, send)
-            return
+            # The app's own coroutine, not one of ours around it: a GET passes through no
+            # frame of this class (about 0.5 % of a page of patients' instructions, callgrind).
+            return self.app(scope, receive, send)
+        return self._bounded(scope, receive, send)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         deadline: float | None = None
         arrived = False
 
