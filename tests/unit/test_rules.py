@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import unicodedata
+from typing import Any
 
 import pytest
 
@@ -317,3 +319,35 @@ class TestDocumentedPatterns:
             e.message for e in rules.password_errors(password, "someone")
         }
         assert refused is password.isascii()
+
+
+_BAD_PATIENT_FIELDS: dict[str, list[Any]] = {
+    "name": ["", "  ", "a\x00b", "n" * (rules.NAME_MAX + 1), "Ann"],
+    "age": [-1, 151, 0, 150],
+    "phone": [None, "", "1\x00", "1" * (rules.PHONE_MAX + 1), "555"],
+    "email": [None, "not an email", "a@example.org"],
+    "address": [None, "a\x00", "a" * (rules.ADDRESS_MAX + 1), "1 Main St"],
+    "notes": [None, "n\x00", "n" * (rules.NOTES_MAX + 1), "fine"],
+}
+
+
+@pytest.mark.parametrize("field", list(_BAD_PATIENT_FIELDS))
+def test_a_whole_patient_is_checked_by_every_rule_of_the_table_in_its_order(field: str) -> None:
+    """_patient_errors writes the table out (for speed): it must give the table's answers."""
+    assert set(_BAD_PATIENT_FIELDS) == set(rules._PATIENT_RULES)
+
+    def by_the_table(data: PatientData) -> list[FieldError]:
+        return [
+            error
+            for name, rule in rules._PATIENT_RULES.items()
+            for error in rule(getattr(data, name))
+        ]
+
+    every_bad = PatientData(
+        "", -1, Gender.OTHER, "1\x00", "not an email", "a\x00", "n" * (rules.NOTES_MAX + 1)
+    )
+    assert len(by_the_table(every_bad)) == len(rules._PATIENT_RULES)  # each rule fires
+    assert rules._patient_errors(every_bad) == by_the_table(every_bad)
+    for value in _BAD_PATIENT_FIELDS[field]:
+        data = dataclasses.replace(PatientDataFactory.build(), **{field: value})
+        assert rules._patient_errors(data) == by_the_table(data), (field, value)

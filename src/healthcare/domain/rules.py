@@ -254,7 +254,18 @@ _PATIENT_RULES: dict[str, Callable[[Any], list[FieldError]]] = {
 
 
 def _patient_errors(data: PatientData) -> list[FieldError]:
-    return [error for field, rule in _PATIENT_RULES.items() for error in rule(getattr(data, field))]
+    """_PATIENT_RULES applied to a whole record, written out: a create or an update checks
+    its record twice (the entrypoint's reading, the use case's), and the table's loop took
+    1.7 µs a check against 0.6 (a test holds the two to the same answers)."""
+    errors = _text_errors("name", data.name, NAME_MAX, required=True)
+    if not AGE_MIN <= data.age <= AGE_MAX:
+        errors += _PATIENT_RULES["age"](data.age)
+    errors += _text_errors("phone", data.phone, PHONE_MAX, required=False)
+    if data.email is not None:
+        errors += email_errors(data.email)
+    errors += _text_errors("address", data.address, ADDRESS_MAX, required=False)
+    errors += _text_errors("notes", data.notes, NOTES_MAX, required=False)
+    return errors
 
 
 def patch_doctor(current: DoctorData, changes: Mapping[str, object]) -> DoctorData:
