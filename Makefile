@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run serve migrate test test-unit test-integration test-e2e lint format bench bench-against soak clean
+.PHONY: help install run serve migrate test test-unit test-integration test-e2e lint format bench bench-against bench-instructions soak clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ format: install ## Format and auto-fix the code
 
 bench: install ## Benchmark the API against a bare baseline on PostgreSQL (BENCH_ARGS=--quick for a smoke run)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-instructions: install ## Instructions per request (callgrind), today's tree against REF's: deterministic where throughput is not
+	@test -n "$(REF)" || { echo "usage: make bench-instructions REF=<commit or source tree>"; exit 2; }
+	$(BIN)/python bench/run.py --instructions $(REF) $(BENCH_ARGS)
 
 bench-against: install ## Today's API and baseline against an earlier commit's, side by side (REF=<commit>; BENCH_ARGS as for bench)
 	@test -n "$(REF)" || { echo "usage: make bench-against REF=<commit or source tree>"; exit 2; }

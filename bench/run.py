@@ -16,6 +16,10 @@ if __name__ == "__main__":
             from harness.bulk import main as bulk
 
             sys.exit(bulk(sys.argv[1:]))
+        if any(arg.startswith("--instructions") for arg in sys.argv):  # per request, callgrind
+            from harness.instructions import main as instructions
+
+            sys.exit(instructions(sys.argv[1:]))
         if any(arg.startswith("--against") for arg in sys.argv):  # an earlier commit's API
             from harness.regression import main as against
 
