@@ -27,6 +27,7 @@ import psycopg
 
 from .config import BENCH, ROOT, VENV_BIN
 from .database import admin_url, database_name, drop_database, migrate
+from .inprocess import SCENARIOS as DEFAULT_SCENARIOS
 from .regression import source_tree
 from .runtime import CLEANUP, log
 
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--instructions", required=True, metavar="REF")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--scenarios", default=",".join(_scenarios()))
+    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     a = parser.parse_args(argv)
@@ -62,15 +63,8 @@ def main(argv: list[str]) -> int:
         CLEANUP.run()
 
 
-def _scenarios() -> tuple[str, ...]:
-    text = CHILD.read_text()
-    found = re.search(r"^SCENARIOS = \(([^)]*)\)", text, re.MULTILINE)
-    assert found is not None
-    return tuple(re.findall(r'"(\w+)"', found[1]))
-
-
 def _run(ref: str, scenarios: list[str], requests: int, runs: int, url: str, out: Path) -> int:
-    unknown = set(scenarios) - set(_scenarios())
+    unknown = set(scenarios) - set(DEFAULT_SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     trees = {"today": ROOT, "earlier": source_tree(ref)}

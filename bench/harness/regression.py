@@ -41,6 +41,7 @@ from typing import Any
 
 from .config import ROOT, VENV_BIN, Config, parse_args
 from .database import hash_password, prepare_database
+from .inprocess import SCENARIOS as DEFAULT_SCENARIOS
 from .load import Load, Run, write_lua_data
 from .machine import ensure_wrk, machine_description
 from .runtime import CLEANUP, log
@@ -48,16 +49,6 @@ from .scenarios import RefreshPools, scenario_runs
 from .servers import Server, login_many, start_api, start_baseline, start_orders, worker_pids
 
 REGRESSION_TARGET = 0.97
-DEFAULT_SCENARIOS = (
-    "get_patient",
-    "list_patients",
-    "patient_mappings",
-    "list_doctors",
-    "create_patient",
-    "update_patient",
-    "create_mapping",
-    "refresh",
-)
 REFERENCE = "reference"
 
 

@@ -35,9 +35,9 @@ def test_a_function_at_a_hundred_per_cent_is_not_taken_for_the_total() -> None:
     assert instructions._TOTALS.search(only_a_function) is None
 
 
-def test_the_scenarios_offered_are_the_ones_the_child_runs() -> None:
-    assert instructions._scenarios() == inprocess.SCENARIOS
+def test_the_child_is_read_for_its_scenarios_without_loading_the_app() -> None:
     assert len(inprocess.SCENARIOS) == 8
+    assert "create_asgi_app" not in vars(inprocess)
 
 
 def test_an_unknown_scenario_is_refused_before_anything_runs(tmp_path: Path) -> None:
