@@ -44,11 +44,18 @@ def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any
 
 
 def create_database(url: str) -> None:
+    """A new, empty database at ``url``, dropped when the run ends."""
+    recreate_database(url)
+    name = database_name(url)
+    CLEANUP.databases.append((name, partial(drop_database, admin_url(url), name)))
+
+
+def recreate_database(url: str) -> None:
+    """The database at ``url`` dropped if it exists, and created empty."""
     name = database_name(url)
     with psycopg.connect(admin_url(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    CLEANUP.databases.append((name, partial(drop_database, admin_url(url), name)))
 
 
 def migrate(url: str) -> None:

@@ -23,10 +23,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-import psycopg
-
 from .config import BENCH, ROOT, VENV_BIN
-from .database import admin_url, database_name, drop_database, migrate
+from .database import admin_url, database_name, drop_database, migrate, recreate_database
 from .inprocess import SCENARIOS as DEFAULT_SCENARIOS
 from .regression import source_tree
 from .runtime import CLEANUP, log
@@ -105,10 +103,7 @@ def _run(ref: str, scenarios: list[str], requests: int, runs: int, url: str, out
 
 def _count(tree: Path, scenario: str, requests: int, url: str) -> int:
     """Instructions per request of ``scenario`` on ``tree``, on a fresh database."""
-    with psycopg.connect(admin_url(url), autocommit=True) as connection:
-        name = database_name(url)
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
+    recreate_database(url)  # (dropped once, at the end: registered by _run)
     database_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     migrate(database_url)
     output = CLEANUP.workdir / f"callgrind.{scenario}.out"
@@ -122,6 +117,7 @@ def _count(tree: Path, scenario: str, requests: int, url: str) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
+        "--quiet",  # (its summary would bury what the child said on stderr)
         "--instr-atstart=no",
         f"--callgrind-out-file={output}",
         str(VENV_BIN / "python"),
@@ -129,12 +125,11 @@ def _count(tree: Path, scenario: str, requests: int, url: str) -> int:
         scenario,
         str(requests),
     ]
-    # The access log goes to stderr, as a server's does (and is counted, as it is there).
-    child = subprocess.run(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False
-    )
+    # The access log goes to stderr, as a server's does (and is counted, as it is there);
+    # so does the child's own complaint, last, when it fails.
+    child = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if child.returncode != 0:
-        raise SystemExit(f"{scenario} on {tree} failed: {child.stdout[-500:]}")
+        raise SystemExit(f"{scenario} on {tree} failed:\n{child.stderr[-800:]}")
     annotated = subprocess.run(
         ["callgrind_annotate", str(output)], capture_output=True, text=True, check=True
     ).stdout
